@@ -1,0 +1,58 @@
+"""Make the demo data: synthetic apStar files with known labels in the SDSS layout.
+
+CLI: python scripts/make_demo.py --root resources/demo/sas --truth resources/demo/truth.csv
+     python scripts/make_demo.py --table config/observations.csv   (regenerate the table)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from starbatch.atomic import write_atomic
+from starbatch.emulator import Emulator
+from starbatch.entry import run_entry
+
+log = logging.getLogger("starbatch")
+REAL_ROOT = Path("resources/real/sas")
+EMULATOR = Path("resources/emulator/apstar-cannon.npz")
+
+
+def make(root, truth_csv, n_stars, seed, snr, emulator=EMULATOR, real_root=REAL_ROOT) -> None:
+    from starbatch.demo import demo_stars, write_demo
+
+    stars = demo_stars(n_stars, seed, snr)
+    log.info("writing %d synthetic apStar files under %s", len(stars), root)
+    write_demo(Path(root), stars, Emulator.load(emulator), seed, Path(real_root))
+    write_atomic(truth_csv, lambda tmp: stars.to_csv(tmp, index=False))
+
+
+def table(output, n_stars, seed, snr) -> None:
+    from starbatch.demo import demo_stars, demo_table
+
+    rows = demo_table(demo_stars(n_stars, seed, snr))
+    write_atomic(output, lambda tmp: rows.to_csv(tmp, index=False))
+
+
+def from_snakemake(smk) -> None:
+    p = smk.params
+    make(p.root, smk.output.truth, p.n_stars, p.seed, p.snr, smk.input.emulator, smk.input.real)
+
+
+def cli() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", default="resources/demo/sas")
+    ap.add_argument("--truth", default="resources/demo/truth.csv")
+    ap.add_argument("--table", help="write the matching observation table here instead")
+    ap.add_argument("--n-stars", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--snr", type=float, nargs=2, default=[30, 200])
+    a = ap.parse_args()
+    if a.table:
+        table(a.table, a.n_stars, a.seed, a.snr)
+    else:
+        make(a.root, a.truth, a.n_stars, a.seed, a.snr)
+
+
+run_entry(from_snakemake, cli, globals())

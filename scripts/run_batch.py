@@ -1,0 +1,42 @@
+"""Run one batch: load the analysis once, analyse every member, write its table.
+
+CLI: python scripts/run_batch.py results/plan/batches/BATCH.json --root $SAS_BASE_DIR \
+         --output results/batches/BATCH.fits
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from starbatch.entry import run_entry
+from starbatch.runner import read_plan, run_batch
+
+
+def from_snakemake(smk) -> None:
+    run_batch(
+        read_plan(smk.input.plan),
+        smk.params.root,
+        smk.output[0],
+        max_failed_fraction=smk.params.max_failed_fraction,
+        progress_seconds=smk.params.progress_seconds,
+    )
+
+
+def cli() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("plan")
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--output", required=True)
+    ap.add_argument("--max-failed-fraction", type=float, default=0.5)
+    ap.add_argument("--progress-seconds", type=float, default=30.0)
+    a = ap.parse_args()
+    run_batch(
+        read_plan(a.plan),
+        a.root,
+        a.output,
+        max_failed_fraction=a.max_failed_fraction,
+        progress_seconds=a.progress_seconds,
+    )
+
+
+run_entry(from_snakemake, cli, globals())

@@ -1,0 +1,1 @@
+"""starbatch: batch analysis of APOGEE spectra, paying expensive set-up once per batch."""

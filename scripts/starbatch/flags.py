@@ -1,0 +1,33 @@
+"""Per-observation flag bits written to the ``flag`` column of every result."""
+
+from __future__ import annotations
+
+READ_ERROR = 1 << 0
+BAD_DATA = 1 << 1
+ANALYSIS_ERROR = 1 << 2
+GRID_EDGE = 1 << 3
+POOR_FIT = 1 << 4
+LOW_SNR = 1 << 5
+
+DESCRIPTIONS = {
+    READ_ERROR: "READ_ERROR: file missing, unreadable or not a valid spectrum file",
+    BAD_DATA: "BAD_DATA: spectrum unusable (wrong wavelength grid, no good pixels)",
+    ANALYSIS_ERROR: "ANALYSIS_ERROR: the analysis raised an error; see the error column",
+    GRID_EDGE: "GRID_EDGE: best fit at the edge of the model grid or training range",
+    POOR_FIT: "POOR_FIT: reduced chi-square well above 1 (model does not describe the data)",
+    LOW_SNR: "LOW_SNR: median S/N below the analysis threshold",
+}
+
+# Flags that mean "no result": the row's values are NaN.
+FAILED = READ_ERROR | BAD_DATA | ANALYSIS_ERROR
+
+
+def describe(flag: int) -> str:
+    return "; ".join(text.split(":")[0] for bit, text in DESCRIPTIONS.items() if flag & bit)
+
+
+def header_cards() -> list[tuple[str, int, str]]:
+    """FITS header cards documenting each bit (FLAGBITn = value / meaning)."""
+    return [
+        (f"FLAGBIT{bit.bit_length() - 1}", bit, text[:60]) for bit, text in DESCRIPTIONS.items()
+    ]

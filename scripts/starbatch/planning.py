@@ -1,0 +1,161 @@
+"""Planning: turn validated tasks into batches and write the plan files.
+
+A batch is a run of tasks of one analysis whose significant parameters are
+equal, at most ``max_batch_size`` long. Batch IDs are ``{analysis}-{hash}-{k}``:
+the hash is of the significant parameters, k counts chunks of the group in table
+order, so appending rows only changes the group's last chunk (or adds chunks)
+and every other batch keeps its ID and its member list, byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .analysis import Analysis
+from .atomic import write_text_if_changed
+from .manifest import format_manifest
+from .tasks import TaskTable
+
+
+@dataclass
+class Plan:
+    batches: pd.DataFrame  # one row per task that will run, with its batch ID
+    skipped: pd.DataFrame  # tasks whose file is missing, with the reason
+
+
+def group_hash(group: str) -> str:
+    return hashlib.sha1(group.encode()).hexdigest()[:8]
+
+
+def assign_batches(frame: pd.DataFrame, max_batch_size: int | Mapping[str, int]) -> pd.Series:
+    """Batch ID per row. ``max_batch_size`` is one number or {analysis: n}."""
+
+    def limit(analysis: str) -> int:
+        if isinstance(max_batch_size, Mapping):
+            return int(max_batch_size[analysis])
+        return int(max_batch_size)
+
+    order = frame.groupby("group", sort=False).cumcount()
+    sizes = frame["analysis"].map(limit)
+    chunk = order // sizes
+    prefix = frame["analysis"] + "-" + frame["group"].map(group_hash)
+    return prefix + "-" + chunk.map("{:04d}".format)
+
+
+def find_missing(paths: pd.Series, root: Path) -> pd.Series:
+    """True where the file does not exist. Lists each directory once rather
+    than stat-ing every file: a million files in a few thousand directories."""
+    listings: dict[str, set[str] | None] = {}
+
+    def exists(rel: str) -> bool:
+        directory, _, name = rel.rpartition("/")
+        if directory not in listings:
+            try:
+                listings[directory] = set(os.listdir(root / directory))
+            except OSError:
+                listings[directory] = None
+        names = listings[directory]
+        return names is not None and name in names
+
+    return ~paths.map(exists).astype(bool)
+
+
+def make_plan(tasks: TaskTable, root: Path, max_batch_size: int | Mapping[str, int]) -> Plan:
+    frame = tasks.frame
+    missing = find_missing(frame["path"], Path(root))
+    skipped = frame[missing].copy()
+    skipped["reason"] = [f"file not found: {root}/{p}" for p in skipped["path"]]
+    present = frame[~missing].copy()
+    present["batch"] = assign_batches(present, max_batch_size)
+    return Plan(batches=present, skipped=skipped)
+
+
+def batch_documents(plan: Plan, registry: Mapping[str, type[Analysis]]) -> dict[str, dict]:
+    """The JSON-able member list of each batch (what the batch job reads)."""
+    docs = {}
+    for batch, rows in plan.batches.groupby("batch", sort=False):
+        cls = registry[rows["analysis"].iloc[0]]
+        keys = list(cls.product.key_names)
+        params = [p.name for p in cls.all_parameters()]
+        first = rows.iloc[0]
+        docs[batch] = {
+            "batch": batch,
+            "analysis": cls.name,
+            # Insignificant parameters take the first member's value (table order).
+            "params": {name: _jsonable(first[name]) for name in params},
+            "members": [
+                {
+                    "line": int(r["line"]),
+                    "source": r["source"],
+                    "path": r["path"],
+                    "keys": {k: _jsonable(r[k]) for k in keys},
+                }
+                for _, r in rows.iterrows()
+            ],
+        }
+    return docs
+
+
+def _jsonable(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def write_plan(
+    plan: Plan,
+    plan_dir: Path,
+    manifest: Path,
+    skipped_csv: Path,
+    registry: Mapping[str, type[Analysis]],
+) -> dict:
+    """Write one JSON per batch (only where it changed, so unchanged batches keep
+    their mtime and do not rerun), remove plans of batches that no longer exist,
+    write the skipped-rows report, and the manifest last (the checkpoint output)."""
+    batch_dir = Path(plan_dir) / "batches"
+    batch_dir.mkdir(parents=True, exist_ok=True)
+    docs = batch_documents(plan, registry)
+    written = 0
+    for batch, doc in docs.items():
+        text = json.dumps(doc, indent=1, sort_keys=True) + "\n"
+        written += write_text_if_changed(batch_dir / f"{batch}.json", text)
+    removed = 0
+    for stale in batch_dir.glob("*.json"):
+        if stale.stem not in docs:
+            stale.unlink()
+            removed += 1
+
+    skipped = plan.skipped
+    key_cols = [c for c in skipped.columns if c not in ("group", "reason")]
+    skipped_table = (
+        skipped[key_cols + ["reason"]]
+        if len(skipped)
+        else pd.DataFrame(columns=["source", "line", "analysis", "path", "reason"])
+    )
+    write_text_if_changed(Path(skipped_csv), skipped_table.to_csv(index=False))
+
+    rows = [
+        (b, d["analysis"], len(d["members"]), registry[d["analysis"]].model_files(d["params"]))
+        for b, d in docs.items()
+    ]
+    write_text_if_changed(Path(manifest), format_manifest(rows))
+    return {
+        "tasks": len(plan.batches) + len(skipped),
+        "batches": len(docs),
+        "skipped": len(skipped),
+        "plan_files_written": written,
+        "plan_files_removed": removed,
+    }
+
+
+def summarise_groups(plan: Plan) -> pd.DataFrame:
+    """Per batch: analysis, size, significant parameters (for the planning report)."""
+    g = plan.batches.groupby("batch", sort=False)
+    return pd.DataFrame(
+        {"analysis": g["analysis"].first(), "n_members": g.size(), "group": g["group"].first()}
+    )

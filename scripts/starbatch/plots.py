@@ -1,0 +1,70 @@
+"""The PNGs a person would rather look at than read."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import flags
+from .atomic import write_atomic
+from .results import read_table
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _good_gridfit(table):
+    if "teff" not in table.colnames:
+        return table[:0]
+    ok = (np.asarray(table["flag"]) & flags.FAILED) == 0
+    ok &= np.asarray(table["analysis"]) == "gridfit"
+    return table[ok]
+
+
+def kiel_diagram(summary_path, output) -> None:
+    plt = _pyplot()
+    table = _good_gridfit(read_table(summary_path))
+    fig, ax = plt.subplots(figsize=(6, 5), dpi=110)
+    if len(table):
+        sc = ax.scatter(
+            table["teff"], table["logg"], c=table["feh"], s=12, cmap="viridis", vmin=-2.5, vmax=0.5
+        )
+        fig.colorbar(sc, ax=ax, label="[Fe/H] (dex)")
+    else:
+        ax.text(0.5, 0.5, "no gridfit results", ha="center", transform=ax.transAxes)
+    ax.invert_xaxis()
+    ax.invert_yaxis()
+    ax.set_xlabel("Teff (K)")
+    ax.set_ylabel("log g (dex)")
+    ax.set_title(f"Kiel diagram: {len(table)} stars (gridfit, unflagged)")
+    fig.tight_layout()
+    write_atomic(output, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+
+
+def truth_vs_fit(truth_csv, summary_path, output) -> None:
+    import pandas as pd
+
+    plt = _pyplot()
+    truth = pd.read_csv(truth_csv)
+    fit = _good_gridfit(read_table(summary_path)).to_pandas()
+    both = truth.merge(fit, on="obj", suffixes=("_true", ""))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), dpi=110)
+    for ax, label, unit in zip(axes, ("teff", "logg", "feh"), ("K", "dex", "dex"), strict=True):
+        t, f = both[f"{label}_true"], both[label]
+        ax.errorbar(t, f, yerr=both[f"{label}_err"], fmt=".", ms=3, alpha=0.6, elinewidth=0.5)
+        lims = [min(t.min(), f.min()), max(t.max(), f.max())] if len(both) else [0, 1]
+        ax.plot(lims, lims, "k--", lw=0.8)
+        d = f - t
+        ax.set_title(f"{label}: bias {d.mean():+.3g}, scatter {d.std():.3g} {unit}", fontsize=9)
+        ax.set_xlabel(f"true {label} ({unit})")
+        ax.set_ylabel(f"gridfit {label} ({unit})")
+    fig.suptitle(f"gridfit on {len(both)} synthetic spectra (unflagged)")
+    fig.tight_layout()
+    write_atomic(output, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)

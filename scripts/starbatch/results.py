@@ -1,0 +1,98 @@
+"""Result tables: one FITS table per batch (one row per member), merged in
+stages into per-analysis and global summaries (FITS with units, plus CSV)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+from astropy import units as u
+from astropy.table import Table, vstack
+
+from . import flags
+from .atomic import write_atomic
+
+if TYPE_CHECKING:
+    from .analysis import Analysis
+    from .runner import Outcome
+
+BOOKKEEPING = ("analysis", "batch", "source", "line", "path")
+TRAILING = ("flag", "flag_names", "error", "time_s", "setup_share_s")
+
+
+def _unit(text: str):
+    return u.Unit(text, parse_strict="silent") if text else None
+
+
+def write_batch_table(
+    output, plan: dict, cls: type[Analysis], outcomes: Sequence[Outcome], setup: float
+) -> None:
+    n = len(outcomes)
+    t = Table()
+    t["analysis"] = [cls.name] * n
+    t["batch"] = [plan["batch"]] * n
+    t["source"] = [o.task.extra.get("source", "") for o in outcomes]
+    t["line"] = np.array([o.task.line for o in outcomes], dtype=np.int64)
+    t["path"] = [o.task.extra.get("relpath", str(o.task.path)) for o in outcomes]
+    for key in cls.product.key_names:
+        t[key] = [o.task.keys.get(key) for o in outcomes]
+    for p in cls.all_parameters():
+        t[p.name] = [o.task.params.get(p.name) for o in outcomes]
+    for col in cls.columns:
+        values = [o.result.get(col.name, _missing(col.dtype)) for o in outcomes]
+        t[col.name] = np.array(values, dtype=col.dtype) if n else np.zeros(0, col.dtype)
+        t[col.name].unit = _unit(col.unit)
+        t[col.name].description = col.description
+    t["flag"] = np.array([o.flag for o in outcomes], dtype=np.int32)
+    t["flag_names"] = [flags.describe(o.flag) for o in outcomes]
+    t["error"] = [o.error for o in outcomes]
+    t["time_s"] = np.array([o.seconds for o in outcomes]) * u.s
+    t["setup_share_s"] = np.full(n, setup / max(n, 1)) * u.s
+    t.meta["BATCH"] = plan["batch"]
+    t.meta["ANALYSIS"] = cls.name
+    t.meta["SETUP_S"] = round(setup, 6)
+    t.meta["NMEMBER"] = n
+    t.meta["NFAILED"] = int(sum(bool(o.flag & flags.FAILED) for o in outcomes))
+    for key, value, comment in flags.header_cards():
+        t.meta[key] = (value, comment)
+    write_atomic(output, lambda tmp: t.write(tmp, format="fits"))
+
+
+def _missing(dtype: str):
+    kind = np.dtype(dtype).kind
+    return np.nan if kind == "f" else (False if kind == "b" else ("" if kind in "US" else -1))
+
+
+def read_table(path) -> Table:
+    return Table.read(path, format="fits", character_as_bytes=False)
+
+
+def merge(paths: Sequence[str | Path]) -> Table:
+    """Stack result tables; analyses with different columns are outer-joined
+    (missing values masked), bookkeeping columns first."""
+    tables = [read_table(p) for p in paths]
+    tables = [t for t in tables if len(t)] or tables[:1]
+    if not tables:
+        return Table()
+    merged = vstack(tables, join_type="outer", metadata_conflicts="silent")
+    for key in ("BATCH", "SETUP_S", "NMEMBER", "NFAILED"):
+        merged.meta.pop(key, None)
+    first = [c for c in BOOKKEEPING if c in merged.colnames]
+    last = [c for c in TRAILING if c in merged.colnames]
+    middle = [c for c in merged.colnames if c not in first and c not in last]
+    return merged[first + middle + last]
+
+
+def write_table(table: Table, fits_path, csv_path=None) -> None:
+    write_atomic(fits_path, lambda tmp: table.write(tmp, format="fits"))
+    if csv_path:
+        write_atomic(csv_path, lambda tmp: table.write(tmp, format="ascii.csv"))
+
+
+def failed_rows(table: Table) -> Table:
+    if not len(table):
+        return table
+    mask = (np.asarray(table["flag"]) & flags.FAILED) != 0
+    cols = [c for c in table.colnames if c not in ("time_s", "setup_share_s")]
+    return table[mask][cols]

@@ -1,0 +1,33 @@
+import pytest
+
+from starbatch.analysis import Analysis, Column
+from starbatch.params import Parameter
+from starbatch.products import APSTAR
+
+
+class MyAnalysisTask(Analysis):
+    """The DESIGN.md worked example: a and order significant, verbose not."""
+
+    name = "MyAnalysisTask"
+    product = APSTAR
+    parameters = (
+        Parameter("a", float, 1.0),
+        Parameter("order", int, 3),
+        Parameter("verbose", bool, False, significant=False),
+    )
+    columns = (Column("value", "", "a * order"),)
+
+    def load(self, params):
+        return {"loaded": params["a"]}
+
+    def analyse(self, model, task):
+        if task.spectrum.meta.get("objid", "").endswith("9"):
+            raise RuntimeError("boom")
+        return {"value": model["loaded"] * task.params["order"]}
+
+
+@pytest.fixture
+def registry():
+    from starbatch.analyses import ANALYSES
+
+    return {**ANALYSES, MyAnalysisTask.name: MyAnalysisTask}

@@ -1,0 +1,28 @@
+rule build_grid:
+    input:
+        "resources/emulator/apstar-cannon.npz",
+    output:
+        "resources/grids/{grid}.npz",
+    params:
+        spec=lambda wildcards: config["grids"][wildcards.grid],
+    log:
+        "logs/grids/{grid}.log",
+    script:
+        "../../scripts/build_grid.py"
+
+
+rule analyse_batch:
+    input:
+        unpack(batch_inputs),
+    output:
+        "results/batches/{batch}.fits",
+    params:
+        root=sas_root(),
+        max_failed_fraction=config["max_failed_fraction"],
+        progress_seconds=config.get("progress_seconds", 10),
+    log:
+        "logs/batches/{batch}.log",
+    benchmark:
+        "benchmarks/batches/{batch}.tsv"
+    script:
+        "../../scripts/run_batch.py"

@@ -1,0 +1,52 @@
+# Staged aggregation: batches -> parts of at most aggregate_fanin tables ->
+# one summary per analysis -> the global summary. No job sees more than
+# aggregate_fanin inputs, however many batches there are.
+
+
+rule collect_part:
+    input:
+        shard_inputs,
+    output:
+        fits="results/collect/{analysis}/part-{shard}.fits",
+    log:
+        "logs/collect/{analysis}/part-{shard}.log",
+    script:
+        "../../scripts/collect.py"
+
+
+rule collect_analysis:
+    input:
+        analysis_parts,
+    output:
+        fits="results/{analysis}/summary.fits",
+        csv="results/{analysis}/summary.csv",
+    log:
+        "logs/collect/{analysis}.log",
+    script:
+        "../../scripts/collect.py"
+
+
+rule summary:
+    input:
+        analysis_summaries,
+    output:
+        fits=report(
+            "results/summary.fits", caption="../report/summary.rst", category="Results"
+        ),
+        csv="results/summary.csv",
+        failed="results/failed.csv",
+    log:
+        "logs/collect/summary.log",
+    script:
+        "../../scripts/collect.py"
+
+
+rule kiel:
+    input:
+        "results/summary.fits",
+    output:
+        report("results/plots/kiel.png", caption="../report/kiel.rst", category="Results"),
+    log:
+        "logs/plots/kiel.log",
+    script:
+        "../../scripts/plot_kiel.py"

@@ -1,0 +1,31 @@
+rule demo_spectra:
+    input:
+        emulator="resources/emulator/apstar-cannon.npz",
+        real="resources/real/sas",
+    output:
+        truth="resources/demo/truth.csv",
+    params:
+        root=config["sas_base_dir"],
+        n_stars=config["demo"].get("n_stars", 300),
+        seed=config["demo"].get("seed", 42),
+        snr=config["demo"].get("snr", [30, 200]),
+    log:
+        "logs/demo_spectra.log",
+    script:
+        "../../scripts/make_demo.py"
+
+
+rule truth_vs_fit:
+    input:
+        truth="resources/demo/truth.csv",
+        summary="results/gridfit/summary.fits",
+    output:
+        report(
+            "results/plots/truth_vs_fit.png",
+            caption="../report/truth_vs_fit.rst",
+            category="Demo",
+        ),
+    log:
+        "logs/truth_vs_fit.log",
+    script:
+        "../../scripts/plot_truth.py"
