@@ -3,7 +3,6 @@
 CLI: python scripts/collect.py OUT.fits [--csv OUT.csv] [--failed FAILED.csv] IN.fits ...
 """
 
-from __future__ import annotations
 
 import argparse
 

@@ -4,7 +4,6 @@ CLI: python scripts/make_demo.py --root resources/demo/sas --truth resources/dem
      python scripts/make_demo.py --table config/observations.csv   (regenerate the table)
 """
 
-from __future__ import annotations
 
 import argparse
 import logging

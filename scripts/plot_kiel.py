@@ -3,7 +3,6 @@
 CLI: python scripts/plot_kiel.py results/summary.fits results/plots/kiel.png
 """
 
-from __future__ import annotations
 
 import argparse
 

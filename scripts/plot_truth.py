@@ -3,7 +3,6 @@
 CLI: python scripts/plot_truth.py resources/demo/truth.csv results/gridfit/summary.fits OUT.png
 """
 
-from __future__ import annotations
 
 import argparse
 

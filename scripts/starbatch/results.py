@@ -3,11 +3,13 @@ stages into per-analysis and global summaries (FITS with units, plus CSV)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 from astropy import units as u
+from astropy.io import fits
 from astropy.table import Table, vstack
 
 from . import flags
@@ -56,7 +58,29 @@ def write_batch_table(
     t.meta["NFAILED"] = int(sum(bool(o.flag & flags.FAILED) for o in outcomes))
     for key, value, comment in flags.header_cards():
         t.meta[key] = (value, comment)
-    write_atomic(output, lambda tmp: t.write(tmp, format="fits"))
+    write_fits(t, output)
+
+
+def write_fits(table: Table, path) -> None:
+    """Write a table as FITS, keeping units FITS has no name for (dex) as plain
+    TUNITn strings, which is what astronomers expect to see in the header."""
+    table = table.copy(copy_data=False)
+    foreign = {}
+    for name in table.colnames:
+        unit = table[name].unit
+        if unit is None:
+            continue
+        try:
+            unit.to_string("fits")
+        except ValueError:
+            foreign[name] = unit.to_string()
+            table[name].unit = None
+    hdu = fits.table_to_hdu(table)
+    for i, name in enumerate(table.colnames, start=1):
+        if name in foreign:
+            hdu.header[f"TUNIT{i}"] = foreign[name]
+    hdus = fits.HDUList([fits.PrimaryHDU(), hdu])
+    write_atomic(path, lambda tmp: hdus.writeto(tmp))
 
 
 def _missing(dtype: str):
@@ -65,7 +89,9 @@ def _missing(dtype: str):
 
 
 def read_table(path) -> Table:
-    return Table.read(path, format="fits", character_as_bytes=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", u.UnitsWarning)  # 'dex' is not a FITS unit
+        return Table.read(path, format="fits", character_as_bytes=False)
 
 
 def merge(paths: Sequence[str | Path]) -> Table:
@@ -85,7 +111,7 @@ def merge(paths: Sequence[str | Path]) -> Table:
 
 
 def write_table(table: Table, fits_path, csv_path=None) -> None:
-    write_atomic(fits_path, lambda tmp: table.write(tmp, format="fits"))
+    write_fits(table, fits_path)
     if csv_path:
         write_atomic(csv_path, lambda tmp: table.write(tmp, format="ascii.csv"))
 

@@ -128,10 +128,13 @@ def run_batch(
     failed = [o for o in outcomes if o.flag & flags.FAILED]
     for o in failed:
         log.warning("line %s (%s): %s", o.task.line, o.task.path.name, o.error)
-    if n and len(failed) / n > max_failed_fraction:
+    # Unreadable or unusable files are facts about single observations and stay
+    # flagged rows; many analysis errors mean the analysis itself is broken.
+    crashed = [o for o in failed if o.flag & flags.ANALYSIS_ERROR]
+    if n and len(crashed) / n > max_failed_fraction:
         raise BatchError(
-            f"{len(failed)} of {n} observations failed (more than max_failed_fraction="
-            f"{max_failed_fraction}); first error: {failed[0].error}"
+            f"{cls.name} raised errors on {len(crashed)} of {n} observations (more than "
+            f"max_failed_fraction={max_failed_fraction}); first: {crashed[0].error}"
         )
     write_batch_table(output, plan, cls, outcomes, setup)
     log.info("wrote %s (%d rows, %d flagged as failed)", output, n, len(failed))

@@ -1,6 +1,6 @@
 rule build_grid:
     input:
-        "resources/emulator/apstar-cannon.npz",
+        EMULATOR,
     output:
         "resources/grids/{grid}.npz",
     params:

@@ -8,8 +8,12 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 # The importable helper library lives in scripts/starbatch (kept light here:
 # every cluster job re-parses this file).
-SCRIPTS = Path(workflow.basedir).parent / "scripts"
-sys.path.insert(0, str(SCRIPTS))
+REPO = Path(workflow.basedir).parent
+sys.path.insert(0, str(REPO / "scripts"))
+# Committed inputs live in the repository; everything generated goes under the
+# working directory (--directory), so one checkout serves many runs.
+EMULATOR = str(REPO / "resources/emulator/apstar-cannon.npz")
+REAL_SAS = str(REPO / "resources/real/sas")
 from starbatch.manifest import batches_by_analysis, read_manifest, shards
 
 

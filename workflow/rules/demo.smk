@@ -1,7 +1,7 @@
 rule demo_spectra:
     input:
-        emulator="resources/emulator/apstar-cannon.npz",
-        real="resources/real/sas",
+        emulator=EMULATOR,
+        real=REAL_SAS,
     output:
         truth="resources/demo/truth.csv",
     params:

@@ -1,0 +1,56 @@
+"""Running the real workflow in a temporary directory, on a tiny config."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "workflow" / "Snakefile"
+sys.path.insert(0, str(REPO / "scripts"))
+
+TINY_GRID = {"teff": [4000, 5500, 500], "logg": [1.0, 4.0, 1.0], "feh": [-1.0, 0.0, 0.5]}
+
+
+def tiny_config(workdir: Path, n_stars: int = 10, **overrides) -> dict:
+    config = {
+        "observations": "config/observations.csv",
+        "task_specs": [],
+        "sas_base_dir": "resources/demo/sas",
+        "max_batch_size": 3,
+        "max_failed_fraction": 0.5,
+        "progress_seconds": 1,
+        "aggregate_fanin": 2,
+        "analyses": {"snr": {"max_batch_size": 5}},
+        "grids": {"demo": TINY_GRID},
+        "demo": {"enabled": True, "n_stars": n_stars, "seed": 7, "snr": [60, 120]},
+    }
+    config.update(overrides)
+    (workdir / "config").mkdir(parents=True, exist_ok=True)
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    return config
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [
+        sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(workdir),
+        "--cores", "2", *args,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def planned_jobs(workdir: Path) -> dict[str, int]:
+    """Job counts by rule from a dry run (after the checkpoint has run)."""
+    out = snakemake(workdir, "-n", "--quiet", "rules").stdout
+    counts = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
+            counts[parts[0]] = int(parts[1])
+    return counts
