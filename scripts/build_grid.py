@@ -4,7 +4,6 @@ CLI: python scripts/build_grid.py EMULATOR.npz OUT.npz --teff 3500 7000 250 \
          --logg 0 5 0.5 --feh -2.5 0.5 0.25
 """
 
-
 import argparse
 import logging
 

@@ -3,7 +3,6 @@
 CLI: python scripts/collect.py OUT.fits [--csv OUT.csv] [--failed FAILED.csv] IN.fits ...
 """
 
-
 import argparse
 
 from starbatch.atomic import write_atomic

@@ -4,7 +4,6 @@ CLI: python scripts/make_demo.py --root resources/demo/sas --truth resources/dem
      python scripts/make_demo.py --table config/observations.csv   (regenerate the table)
 """
 
-
 import argparse
 import logging
 from pathlib import Path

@@ -4,7 +4,6 @@ CLI: python scripts/plan.py --table config/observations.csv --root $SAS_BASE_DIR
          --plan-dir results/plan --max-batch-size 100
 """
 
-
 import argparse
 import logging
 from pathlib import Path

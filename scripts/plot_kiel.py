@@ -3,7 +3,6 @@
 CLI: python scripts/plot_kiel.py results/summary.fits results/plots/kiel.png
 """
 
-
 import argparse
 
 from starbatch.entry import run_entry

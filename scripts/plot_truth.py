@@ -3,7 +3,6 @@
 CLI: python scripts/plot_truth.py resources/demo/truth.csv results/gridfit/summary.fits OUT.png
 """
 
-
 import argparse
 
 from starbatch.entry import run_entry

@@ -4,7 +4,6 @@ CLI: python scripts/run_batch.py results/plan/batches/BATCH.json --root $SAS_BAS
          --output results/batches/BATCH.fits
 """
 
-
 import argparse
 
 from starbatch.entry import run_entry

@@ -36,8 +36,16 @@ def tiny_config(workdir: Path, n_stars: int = 10, **overrides) -> dict:
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     cmd = [
-        sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(workdir),
-        "--cores", "2", *args,
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(SNAKEFILE),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        *args,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
     if check and proc.returncode != 0:

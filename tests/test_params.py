@@ -1,5 +1,4 @@
 import pytest
-
 from starbatch.params import Parameter, canonical
 
 

@@ -2,7 +2,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from starbatch.planning import assign_batches, make_plan, write_plan
 from starbatch.tasks import TableError, expand_spec, load_tasks, validate
 
@@ -108,7 +107,10 @@ def test_duplicate_rows_are_an_error_naming_both_lines(tmp_path, registry):
 
 def test_unknown_column_and_parameter_of_other_analysis(tmp_path, registry):
     with pytest.raises(TableError, match="unknown column 'colour'"):
-        load_tasks(write(tmp_path, HEADER.strip() + ",colour\n" + "MyAnalysisTask,apo25m,f,o,1,1,,red\n"), registry=registry)
+        load_tasks(
+            write(tmp_path, HEADER.strip() + ",colour\n" + "MyAnalysisTask,apo25m,f,o,1,1,,red\n"),
+            registry=registry,
+        )
     text = "analysis,telescope,field,obj,grid\nMyAnalysisTask,apo25m,f,o,demo\n"
     with pytest.raises(TableError, match="MyAnalysisTask does not take 'grid'"):
         load_tasks(write(tmp_path, text), registry=registry)
@@ -116,8 +118,11 @@ def test_unknown_column_and_parameter_of_other_analysis(tmp_path, registry):
 
 @pytest.mark.parametrize(
     "text,expected",
-    [("", "empty"), ("telescope,field,obj\napo25m,f,o\n", "missing required column 'analysis'"),
-     ("analysis,telescope,field,obj\n", "no tasks")],
+    [
+        ("", "empty"),
+        ("telescope,field,obj\napo25m,f,o\n", "missing required column 'analysis'"),
+        ("analysis,telescope,field,obj\n", "no tasks"),
+    ],
 )
 def test_empty_or_headless_tables(tmp_path, registry, text, expected):
     with pytest.raises(TableError, match=expected):
@@ -174,8 +179,13 @@ def test_plan_skips_missing_files_and_rewrites_only_changed_plans(tmp_path, regi
     out = (plan_dir, plan_dir / "manifest.tsv", plan_dir / "skipped.csv")
     plan = make_plan(tasks, root, 2)
     stats = write_plan(plan, *out, registry)
-    assert stats == {"tasks": 5, "batches": 2, "skipped": 1, "plan_files_written": 2,
-                     "plan_files_removed": 0}
+    assert stats == {
+        "tasks": 5,
+        "batches": 2,
+        "skipped": 1,
+        "plan_files_written": 2,
+        "plan_files_removed": 0,
+    }
     skipped = pd.read_csv(out[2])
     assert list(skipped["obj"]) == ["o3"] and "file not found" in skipped["reason"][0]
     mtimes = {p: p.stat().st_mtime_ns for p in (plan_dir / "batches").glob("*.json")}

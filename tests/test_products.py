@@ -1,10 +1,11 @@
 import pytest
-
 from starbatch.products import APSTAR, APVISIT, ObservationKeyError
 
 
 def test_apstar_path_follows_dr17_template():
-    keys = APSTAR.parse_keys({"telescope": "apo25m", "field": "000+02", "obj": "2M17335483-2753043"})
+    keys = APSTAR.parse_keys(
+        {"telescope": "apo25m", "field": "000+02", "obj": "2M17335483-2753043"}
+    )
     assert APSTAR.relative_path(keys) == (
         "dr17/apogee/spectro/redux/dr17/stars/apo25m/000+02/apStar-dr17-2M17335483-2753043.fits"
     )
@@ -17,8 +18,14 @@ def test_lco_prefix_is_derived_from_telescope():
 
 def test_apvisit_path_pads_fiber():
     keys = APVISIT.parse_keys(
-        {"apred": "r13", "telescope": "apo25m", "field": "F", "plate": "5095", "mjd": "55844",
-         "fiber": "7"}
+        {
+            "apred": "r13",
+            "telescope": "apo25m",
+            "field": "F",
+            "plate": "5095",
+            "mjd": "55844",
+            "fiber": "7",
+        }
     )
     assert APVISIT.relative_path(keys) == (
         "dr17/apogee/spectro/redux/r13/visit/apo25m/F/5095/55844/apVisit-r13-5095-55844-007.fits"
@@ -27,8 +34,15 @@ def test_apvisit_path_pads_fiber():
 
 @pytest.mark.parametrize(
     "column,value",
-    [("obj", "../../etc/passwd"), ("obj", "a/b"), ("field", ".."), ("obj", "/abs"),
-     ("field", "-rf"), ("obj", "x\\y"), ("obj", "a b")],
+    [
+        ("obj", "../../etc/passwd"),
+        ("obj", "a/b"),
+        ("field", ".."),
+        ("obj", "/abs"),
+        ("field", "-rf"),
+        ("obj", "x\\y"),
+        ("obj", "a b"),
+    ],
 )
 def test_unsafe_identifiers_are_rejected_naming_the_column(column, value):
     raw = {"telescope": "apo25m", "field": "000+02", "obj": "2M1"}

@@ -4,10 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from smk import planned_jobs, snakemake, tiny_config
-
 from starbatch import flags
-from starbatch.results import read_table
 from starbatch.demo import CORRUPT_OBJ, MISSING_OBJ, demo_stars, demo_table
+from starbatch.results import read_table
 
 pytestmark = pytest.mark.slow
 

@@ -47,7 +47,9 @@ def demo_stars(n: int, seed: int, snr_range=(30, 200)) -> pd.DataFrame:
 
 
 def apstar_relpath(field: str, obj: str, telescope: str = "apo25m") -> str:
-    return APSTAR.relative_path(APSTAR.parse_keys({"telescope": telescope, "field": field, "obj": obj}))
+    return APSTAR.relative_path(
+        APSTAR.parse_keys({"telescope": telescope, "field": field, "obj": obj})
+    )
 
 
 def write_demo(root: Path, stars: pd.DataFrame, emulator: Emulator, seed: int, real_root: Path):
@@ -62,8 +64,14 @@ def write_demo(root: Path, stars: pd.DataFrame, emulator: Emulator, seed: int, r
         flux, error, bitmask = make_synthetic_star(
             emulator, np.array([star.teff, star.logg, star.feh]), star.snr, rng
         )
-        meta = {"FIELD": star.field, "OBJID": star.obj, "TELESCOP": "apo25m",
-                "SNR": float(star.snr), "RA": float(star.ra), "DEC": float(star.dec)}
+        meta = {
+            "FIELD": star.field,
+            "OBJID": star.obj,
+            "TELESCOP": "apo25m",
+            "SNR": float(star.snr),
+            "RA": float(star.ra),
+            "DEC": float(star.dec),
+        }
         write_apstar(path, flux, error, bitmask, meta)
     corrupt = root / apstar_relpath(DEMO_FIELD_BAD, CORRUPT_OBJ)
     corrupt.parent.mkdir(parents=True, exist_ok=True)

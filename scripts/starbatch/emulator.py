@@ -42,7 +42,7 @@ class Emulator:
     label_max: np.ndarray
 
     @classmethod
-    def load(cls, path: str | Path) -> "Emulator":
+    def load(cls, path: str | Path) -> Emulator:
         with np.load(path, allow_pickle=False) as d:
             return cls(
                 theta=np.asarray(d["theta"], dtype=np.float64),

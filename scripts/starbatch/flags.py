@@ -29,5 +29,6 @@ def describe(flag: int) -> str:
 def header_cards() -> list[tuple[str, int, str]]:
     """FITS header cards documenting each bit (FLAGBITn = value / meaning)."""
     return [
-        (f"FLAGBIT{bit.bit_length() - 1}", bit, text.split(":")[0]) for bit, text in DESCRIPTIONS.items()
+        (f"FLAGBIT{bit.bit_length() - 1}", bit, text.split(":")[0])
+        for bit, text in DESCRIPTIONS.items()
     ]

@@ -94,7 +94,7 @@ def read_table(path) -> Table:
         return Table.read(path, format="fits", character_as_bytes=False)
 
 
-def merge(paths: Sequence[str | Path]) -> Table:
+def merge(paths: Sequence) -> Table:
     """Stack result tables; analyses with different columns are outer-joined
     (missing values masked), bookkeeping columns first."""
     tables = [read_table(p) for p in paths]

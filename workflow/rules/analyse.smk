@@ -3,10 +3,10 @@ rule build_grid:
         EMULATOR,
     output:
         "resources/grids/{grid}.npz",
-    params:
-        spec=lambda wildcards: config["grids"][wildcards.grid],
     log:
         "logs/grids/{grid}.log",
+    params:
+        spec=lambda wildcards: config["grids"][wildcards.grid],
     script:
         "../../scripts/build_grid.py"
 
@@ -16,13 +16,13 @@ rule analyse_batch:
         unpack(batch_inputs),
     output:
         "results/batches/{batch}.fits",
-    params:
-        root=sas_root(),
-        max_failed_fraction=config["max_failed_fraction"],
-        progress_seconds=config.get("progress_seconds", 10),
     log:
         "logs/batches/{batch}.log",
     benchmark:
         "benchmarks/batches/{batch}.tsv"
+    params:
+        root=sas_root(),
+        max_failed_fraction=config["max_failed_fraction"],
+        progress_seconds=config.get("progress_seconds", 10),
     script:
         "../../scripts/run_batch.py"

@@ -45,7 +45,9 @@ rule kiel:
     input:
         "results/summary.fits",
     output:
-        report("results/plots/kiel.png", caption="../report/kiel.rst", category="Results"),
+        report(
+            "results/plots/kiel.png", caption="../report/kiel.rst", category="Results"
+        ),
     log:
         "logs/plots/kiel.log",
     script:

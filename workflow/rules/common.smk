@@ -64,7 +64,10 @@ def planned_batch(batch):
 
 def batch_inputs(wildcards):
     row = planned_batch(wildcards.batch)
-    return {"plan": f"results/plan/batches/{wildcards.batch}.json", "models": row["model_files"]}
+    return {
+        "plan": f"results/plan/batches/{wildcards.batch}.json",
+        "models": row["model_files"],
+    }
 
 
 def analysis_shards(analysis):

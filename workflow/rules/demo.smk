@@ -4,13 +4,13 @@ rule demo_spectra:
         real=REAL_SAS,
     output:
         truth="resources/demo/truth.csv",
+    log:
+        "logs/demo_spectra.log",
     params:
         root=config["sas_base_dir"],
         n_stars=config["demo"].get("n_stars", 300),
         seed=config["demo"].get("seed", 42),
         snr=config["demo"].get("snr", [30, 200]),
-    log:
-        "logs/demo_spectra.log",
     script:
         "../../scripts/make_demo.py"
 

@@ -6,11 +6,11 @@ checkpoint plan:
     output:
         manifest="results/plan/manifest.tsv",
         skipped="results/plan/skipped.csv",
+    log:
+        "logs/plan.log",
     params:
         root=sas_root(),
         plan_dir="results/plan",
         max_batch_size=max_batch_sizes(),
-    log:
-        "logs/plan.log",
     script:
         "../../scripts/plan.py"
