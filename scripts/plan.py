@@ -15,10 +15,24 @@ from starbatch.tasks import load_tasks
 log = logging.getLogger("starbatch")
 
 
-def plan(table, specs, root, plan_dir, manifest, skipped, max_batch_size) -> dict:
+def check_schema(table, schema) -> None:
+    """snakemake.utils.validate on the table's distinct rows (our own validation,
+    which names line and column, has already checked every cell)."""
+    from snakemake.utils import validate
+
+    from starbatch.tasks import read_csv_table
+
+    raw = read_csv_table(table).drop(columns=["source", "line"])
+    distinct = raw.drop(columns=[c for c in ("obj", "fiber") if c in raw]).drop_duplicates()
+    validate(distinct.reset_index(drop=True), schema)
+
+
+def plan(table, specs, root, plan_dir, manifest, skipped, max_batch_size, schema=None) -> dict:
     from starbatch.analyses import ANALYSES
 
     tasks = load_tasks(table, specs, ANALYSES)
+    if schema and table:
+        check_schema(table, schema)
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"SAS root {root} is not a directory (set sas_base_dir)")
@@ -47,6 +61,7 @@ def from_snakemake(smk) -> None:
         smk.output.manifest,
         smk.output.skipped,
         dict(smk.params.max_batch_size),
+        smk.params.schema,
     )
 
 

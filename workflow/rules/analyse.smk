@@ -5,6 +5,8 @@ rule build_grid:
         "resources/grids/{grid}.npz",
     log:
         "logs/grids/{grid}.log",
+    conda:
+        CONDA_ENV
     params:
         spec=lambda wildcards: config["grids"][wildcards.grid],
     script:
@@ -20,6 +22,8 @@ rule analyse_batch:
         "logs/batches/{batch}.log",
     benchmark:
         "benchmarks/batches/{batch}.tsv"
+    conda:
+        CONDA_ENV
     params:
         root=sas_root(),
         max_failed_fraction=config["max_failed_fraction"],

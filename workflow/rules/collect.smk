@@ -10,6 +10,8 @@ rule collect_part:
         fits="results/collect/{analysis}/part-{shard}.fits",
     log:
         "logs/collect/{analysis}/part-{shard}.log",
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/collect.py"
 
@@ -22,6 +24,8 @@ rule collect_analysis:
         csv="results/{analysis}/summary.csv",
     log:
         "logs/collect/{analysis}.log",
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/collect.py"
 
@@ -37,6 +41,8 @@ rule summary:
         failed="results/failed.csv",
     log:
         "logs/collect/summary.log",
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/collect.py"
 
@@ -50,5 +56,7 @@ rule kiel:
         ),
     log:
         "logs/plots/kiel.log",
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/plot_kiel.py"

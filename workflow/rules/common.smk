@@ -14,6 +14,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 # working directory (--directory), so one checkout serves many runs.
 EMULATOR = str(REPO / "resources/emulator/apstar-cannon.npz")
 REAL_SAS = str(REPO / "resources/real/sas")
+# One software environment for every rule (used with --software-deployment-method conda).
+CONDA_ENV = str(REPO / "environment.yml")
 from starbatch.manifest import batches_by_analysis, read_manifest, shards
 
 

@@ -6,6 +6,8 @@ rule demo_spectra:
         truth="resources/demo/truth.csv",
     log:
         "logs/demo_spectra.log",
+    conda:
+        CONDA_ENV
     params:
         root=config["sas_base_dir"],
         n_stars=config["demo"].get("n_stars", 300),
@@ -27,5 +29,7 @@ rule truth_vs_fit:
         ),
     log:
         "logs/truth_vs_fit.log",
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/plot_truth.py"

@@ -8,9 +8,12 @@ checkpoint plan:
         skipped="results/plan/skipped.csv",
     log:
         "logs/plan.log",
+    conda:
+        CONDA_ENV
     params:
         root=sas_root(),
-        plan_dir="results/plan",
+        schema=str(REPO / "workflow/schemas/observations.schema.yaml"),
+        plan_dir=lambda wildcards, output: os.path.dirname(output.manifest),
         max_batch_size=max_batch_sizes(),
     script:
         "../../scripts/plan.py"
