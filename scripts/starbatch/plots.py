@@ -68,3 +68,25 @@ def truth_vs_fit(truth_csv, summary_path, output) -> None:
     fig.tight_layout()
     write_atomic(output, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
+
+
+def batch_timing(summary_path, output) -> None:
+    """Per batch: set-up time against the time spent on its observations, the
+    figure that shows whether batching pays (set-up should be a small share)."""
+    plt = _pyplot()
+    table = read_table(summary_path).to_pandas()
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for analysis, rows in table.groupby("analysis"):
+        per_batch = rows.groupby("batch").agg(
+            setup=("setup_share_s", "sum"), work=("time_s", "sum"), n=("time_s", "size")
+        )
+        ax.scatter(per_batch["n"], per_batch["setup"], marker="s", label=f"{analysis}: set-up")
+        ax.scatter(per_batch["n"], per_batch["work"], marker="o", label=f"{analysis}: analysis")
+    ax.set_xlabel("observations in batch")
+    ax.set_ylabel("seconds per batch")
+    ax.set_yscale("symlog", linthresh=0.01)
+    ax.legend(fontsize=8)
+    ax.set_title("Set-up (paid once per batch) vs per-observation work")
+    fig.tight_layout()
+    write_atomic(output, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)

@@ -38,7 +38,9 @@ rule summary:
             "results/summary.fits", caption="../report/summary.rst", category="Results"
         ),
         csv="results/summary.csv",
-        failed="results/failed.csv",
+        failed=report(
+            "results/failed.csv", caption="../report/failed.rst", category="Failures"
+        ),
     log:
         "logs/collect/summary.log",
     conda:
@@ -60,3 +62,20 @@ rule kiel:
         CONDA_ENV
     script:
         "../../scripts/plot_kiel.py"
+
+
+rule timing:
+    input:
+        "results/summary.fits",
+    output:
+        report(
+            "results/plots/timing.png",
+            caption="../report/timing.rst",
+            category="Timing",
+        ),
+    log:
+        "logs/plots/timing.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../../scripts/plot_timing.py"

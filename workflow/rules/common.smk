@@ -98,6 +98,7 @@ def get_final_output():
         "results/summary.csv",
         "results/failed.csv",
         "results/plots/kiel.png",
+        "results/plots/timing.png",
     ]
     if demo_enabled():
         out.append("results/plots/truth_vs_fit.png")

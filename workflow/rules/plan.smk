@@ -5,7 +5,11 @@ checkpoint plan:
         demo=["resources/demo/truth.csv"] if demo_enabled() else [],
     output:
         manifest="results/plan/manifest.tsv",
-        skipped="results/plan/skipped.csv",
+        skipped=report(
+            "results/plan/skipped.csv",
+            caption="../report/skipped.rst",
+            category="Failures",
+        ),
     log:
         "logs/plan.log",
     conda:
