@@ -1,4 +1,5 @@
 import pytest
+
 from starbatch.analysis import Analysis, Column
 from starbatch.params import Parameter
 from starbatch.products import APSTAR

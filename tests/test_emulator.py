@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from starbatch.emulator import Emulator
 from starbatch.emulator_derive import (
     FWHM_TO_SIGMA,

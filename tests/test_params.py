@@ -1,4 +1,5 @@
 import pytest
+
 from starbatch.params import Parameter, canonical
 
 

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from starbatch.planning import assign_batches, make_plan, write_plan
 from starbatch.tasks import TableError, expand_spec, load_tasks, validate
 

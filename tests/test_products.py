@@ -1,4 +1,5 @@
 import pytest
+
 from starbatch.products import APSTAR, APVISIT, ObservationKeyError
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
+
 from starbatch.readers import (
     BAD_PIXEL_MASK,
     PIXMASK_BITS,

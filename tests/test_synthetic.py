@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
+
 from starbatch.emulator import Emulator
 from starbatch.readers import BAD_PIXEL_MASK, check_apstar_grid, read_apstar
 from starbatch.synthetic import (

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+
 from smk import planned_jobs, snakemake, tiny_config
 from starbatch import flags
 from starbatch.demo import CORRUPT_OBJ, MISSING_OBJ, demo_stars, demo_table
