@@ -20,3 +20,8 @@ def rerun_targets(failed_csv: str | Path, skipped_csv: str | Path) -> list[str]:
     if _rows(skipped_csv):
         targets.insert(0, "plan")
     return targets
+
+
+def count_rows(path: str | Path) -> int | None:
+    """Data rows of a CSV, or None if it does not exist."""
+    return len(_rows(path)) if Path(path).exists() else None

@@ -103,3 +103,22 @@ def get_final_output():
     if demo_enabled():
         out.append("results/plots/truth_vs_fit.png")
     return out
+
+
+def run_summary():
+    """One line at the end of a run: how many tasks ran, failed, were skipped."""
+    from starbatch.rerun import count_rows
+
+    failed = count_rows("results/failed.csv")
+    skipped = count_rows("results/plan/skipped.csv")
+    if failed is None:
+        return
+    logger.info(
+        f"starbatch: {failed} failed observation(s) (results/failed.csv), "
+        f"{skipped or 0} skipped for missing files (results/plan/skipped.csv)"
+        + (
+            "; after fixing, rerun them with: python scripts/rerun_failed.py"
+            if failed
+            else ""
+        )
+    )
