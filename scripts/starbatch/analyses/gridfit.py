@@ -59,11 +59,7 @@ class GridFit(Analysis):
             except ValueError as exc:
                 exc.flag = flags.BAD_DATA
                 out[i] = exc
-        spectra = [tasks[i].spectrum for i in usable]
-        try:
-            fits = fit_many(model, spectra)
-        except ValueError:  # one unfittable spectrum: fit one by one to isolate it
-            fits = [_fit_or_error(model, s) for s in spectra]
+        fits = fit_many(model, [tasks[i].spectrum for i in usable], on_error="return")
         for i, fit in zip(usable, fits, strict=True):
             out[i] = fit if isinstance(fit, Exception) else self._flagged(fit, tasks[i])
         return out
@@ -75,11 +71,3 @@ class GridFit(Analysis):
             flag |= flags.POOR_FIT
         return {**fit, "flag": flag}
 
-
-def _fit_or_error(model, spectrum):
-    from ..gridfit import fit_spectrum
-
-    try:
-        return fit_spectrum(model, spectrum)
-    except ValueError as exc:
-        return exc
