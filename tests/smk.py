@@ -34,7 +34,16 @@ def tiny_config(workdir: Path, n_stars: int = 10, **overrides) -> dict:
     return config
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path,
+    *args: str,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess:
+    """Run the workflow in workdir; args are extra command-line arguments (later
+    ones win, e.g. a second --cores); env replaces the environment; after timeout
+    seconds Snakemake is killed and the test fails with its output so far."""
     cmd = [
         sys.executable,
         "-m",
@@ -47,7 +56,18 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
         "2",
         *args,
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, cwd=workdir, env=env, timeout=timeout
+        )
+    except subprocess.TimeoutExpired as err:
+        out, errout = (
+            x.decode(errors="replace") if isinstance(x, bytes) else (x or "")
+            for x in (err.stdout, err.stderr)
+        )
+        raise AssertionError(
+            f"snakemake {' '.join(args)} took more than {timeout} s:\n{out}\n{errout}"
+        ) from None
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc

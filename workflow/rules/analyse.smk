@@ -22,8 +22,15 @@ rule analyse_batch:
         "logs/batches/{batch}.log",
     benchmark:
         "benchmarks/batches/{batch}.tsv"
+    group:
+        batch_group
     conda:
         CONDA_ENV
+    threads: batch_threads
+    resources:
+        mem_mb=batch_mem_mb,
+        runtime=batch_runtime,
+        gpu=batch_gpus,
     params:
         root=sas_root(),
         max_failed_fraction=config["max_failed_fraction"],

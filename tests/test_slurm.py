@@ -1,0 +1,158 @@
+"""The demo on a real one-node SLURM, through profiles/slurm, gives the same
+results as the local run (docs/cluster.md).
+
+The module fixture starts munged, slurmctld and slurmd with tests/slurm/start.sh
+(installing the Debian packages if needed) and stops them afterwards. It needs
+root: without root the test is skipped, unless CI is set, where it fails. If
+SLURM does not come up, the test fails with start.sh's reason and daemon logs.
+"""
+
+import csv
+import os
+import re
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from smk import REPO, snakemake, tiny_config
+from starbatch.demo import demo_stars, demo_table
+from starbatch.results import read_table
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+SCRIPTS = REPO / "tests" / "slurm"
+PROFILE = REPO / "profiles" / "slurm"
+# The test cluster's non-default partition (start.sh): selected through the
+# profile's knob, so the jobs landing there shows that the knob reaches sbatch.
+PARTITION = "batch"
+TIMING = ("time_s", "setup_share_s")
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    """A running one-node SLURM: the environment that reaches it, and its CPUs."""
+    if os.geteuid() != 0:
+        reason = "the SLURM test starts munged, slurmctld and slurmd, which needs root"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI is set, so this fails instead of skipping")
+        pytest.skip(f"{reason} (run pytest as root, or set CI to make this a failure)")
+    state = tmp_path_factory.mktemp("slurm")
+    try:
+        start = subprocess.run(
+            [str(SCRIPTS / "start.sh"), str(state)], capture_output=True, text=True, timeout=900
+        )
+        if start.returncode != 0:
+            pytest.fail(f"SLURM did not start (tests/slurm/start.sh):\n{start.stderr}")
+        env = {**os.environ, "SLURM_CONF": str(state / "slurm.conf")}
+        cpus = subprocess.run(
+            ["sinfo", "-h", "-o", "%c"], capture_output=True, text=True, env=env, check=True
+        ).stdout.split()[0]
+        yield env, int(cpus)
+    finally:
+        subprocess.run([str(SCRIPTS / "stop.sh"), str(state)], timeout=120)
+
+
+# Per-analysis memory from the config (workflow/rules/resources.smk): small, so
+# a packed group fits a small CI machine, and distinct, to see it reach sbatch.
+MEM_MB = {"gridfit": 1000, "snr": 500}
+
+
+def _workdir(tmp_path_factory, name):
+    workdir = tmp_path_factory.mktemp(name)
+    analyses = {"gridfit": {"mem_mb": MEM_MB["gridfit"]}, "snr": {"mem_mb": MEM_MB["snr"]}}
+    analyses["snr"]["max_batch_size"] = 5
+    config = tiny_config(workdir, n_stars=6, analyses=analyses)
+    stars = demo_stars(config["demo"]["n_stars"], config["demo"]["seed"], config["demo"]["snr"])
+    demo_table(stars).to_csv(workdir / "config/observations.csv", index=False)
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def runs(slurm, tmp_path_factory):
+    env, cpus = slurm
+    local = _workdir(tmp_path_factory, "local")
+    snakemake(local, timeout=600)
+
+    on_slurm = _workdir(tmp_path_factory, "on_slurm")
+    proc = snakemake(
+        on_slurm,
+        "--profile",
+        str(PROFILE),
+        "--workflow-profile",
+        "none",
+        # The test cluster has no accounting (sacct does not work) and a large
+        # MinJobAge: job states come from squeue.
+        "--slurm-status-command",
+        "squeue",
+        # Poll soon after submitting (the plugin's default waits 40 s).
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        # A packed group may not be wider than the node.
+        "--cores",
+        str(cpus),
+        env={**env, "STARBATCH_SLURM_PARTITION": PARTITION},
+        timeout=600,
+    )
+    return local, on_slurm, proc, env
+
+
+def _slurm_jobs(proc, env):
+    """Every SLURM job of the run (squeue keeps them for MinJobAge; the plugin
+    names them by the run ID): comment (rule_<group>_<rule>), partition, state, CPUs,
+    memory (MB)."""
+    run_id = re.search(r"SLURM run ID: (\S+)", proc.stdout + proc.stderr)
+    assert run_id, "no 'SLURM run ID' in Snakemake's output: did it use the slurm executor?"
+    out = subprocess.run(
+        ["squeue", "-h", "-t", "all", "--name", run_id.group(1), "-o", "%k|%P|%T|%C|%m"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
+    jobs = []
+    for line in out.splitlines():
+        comment, partition, state, cpus, mem = line.split("|")
+        assert mem.endswith("M"), line
+        jobs.append((comment, partition, state, int(cpus), int(mem[:-1])))
+    return jobs
+
+
+def test_batches_ran_as_packed_slurm_jobs_with_their_resources(runs):
+    _, on_slurm, proc, env = runs
+    manifest = pd.read_csv(on_slurm / "results/plan/manifest.tsv", sep="\t")
+    analyses = sorted(manifest["analysis"].unique())
+    jobs = _slurm_jobs(proc, env)
+    # group-components packs each analysis's few batches into one job ...
+    assert len(manifest) > len(analyses)
+    assert sorted(job[0] for job in jobs) == [f"rule_batches_{a}_analyse_batch" for a in analyses]
+    for comment, partition, state, cpus, mem in jobs:
+        analysis = comment.removeprefix("rule_batches_").removesuffix("_analyse_batch")
+        # ... in the partition from the profile's knob, `cpus` one-thread batches
+        # side by side, each with its analysis's memory.
+        assert (partition, state) == (PARTITION, "COMPLETED"), comment
+        assert mem == cpus * MEM_MB[analysis], (comment, cpus, mem)
+    for batch in manifest["batch"]:
+        assert (on_slurm / f"logs/batches/{batch}.log").stat().st_size > 0
+
+
+def test_slurm_results_equal_the_local_run(runs):
+    local, on_slurm, *_ = runs
+    for name in ("results/plan/manifest.tsv", "results/plan/skipped.csv", "results/failed.csv"):
+        with open(local / name) as a, open(on_slurm / name) as b:
+            assert list(csv.reader(a)) == list(csv.reader(b)), name
+
+    expected = read_table(local / "results/summary.fits")
+    got = read_table(on_slurm / "results/summary.fits")
+    assert got.colnames == expected.colnames
+    assert len(got) == len(expected) > 0
+    assert (expected["flag"] != 0).any() and (expected["flag"] == 0).any()
+    for name in expected.colnames:
+        if name in TIMING:
+            continue
+        a, b = np.asarray(expected[name]), np.asarray(got[name])
+        if a.dtype.kind == "f":
+            np.testing.assert_allclose(b, a, rtol=1e-10, atol=0, equal_nan=True, err_msg=name)
+        else:
+            assert a.tolist() == b.tolist(), name
