@@ -70,4 +70,3 @@ class GridFit(Analysis):
         if fit["chi2_red"] > task.params["max_chi2_red"]:
             flag |= flags.POOR_FIT
         return {**fit, "flag": flag}
-
