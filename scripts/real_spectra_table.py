@@ -1,0 +1,40 @@
+"""gridfit, apogeenet and cannon on the four real DR17 files in resources/real (CLI):
+prints the Markdown table of docs/analyses.md.
+
+CLI (from the repository root; gridfit needs resources/grids/demo.npz, built by
+`snakemake --cores 2 resources/grids/demo.npz`):
+    python scripts/real_spectra_table.py [--sas resources/real/sas]
+"""
+
+import argparse
+import logging
+from pathlib import Path
+
+from starbatch.benchmark import format_real, real_results
+from starbatch.entry import run_entry
+
+log = logging.getLogger("starbatch")
+
+
+def main(sas) -> str:
+    rows = real_results(sas)
+    failed = [r for r in rows if "error" in r]
+    text = format_real(rows)
+    print(text)
+    if failed:
+        raise ValueError(f"{len(failed)} analyses failed on real files: {failed[0]['error']}")
+    return text
+
+
+def from_snakemake(smk) -> None:
+    Path(smk.output[0]).write_text(main(smk.params.sas) + "\n")
+
+
+def cli() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    repo = Path(__file__).resolve().parents[1]
+    ap.add_argument("--sas", default=str(repo / "resources/real/sas"))
+    main(ap.parse_args().sas)
+
+
+run_entry(from_snakemake, cli, globals())

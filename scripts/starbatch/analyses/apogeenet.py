@@ -1,0 +1,107 @@
+"""apogeenet: an APOGEENet-style 1-D CNN predicting Teff, logg and [Fe/H] from the
+apStar spectrum, with uncertainties from noise draws (see starbatch.nn). Loading the
+network is the set-up paid once per batch; inference stacks the chunk's spectra (and
+all their noise draws) into tensors and runs on CUDA when available, else on CPU."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .. import flags
+from ..analysis import Analysis, Column, Task
+from ..params import Parameter
+from ..products import APSTAR, check_identifier
+
+# Committed weights live in the repository, found from any working directory.
+MODEL_DIR = Path(__file__).resolve().parents[3] / "resources" / "models"
+
+LABEL_COLUMNS = (
+    Column("teff", "K", "effective temperature"),
+    Column("teff_err", "K", "1-sigma uncertainty of teff"),
+    Column("logg", "dex", "log10 surface gravity (cgs)"),
+    Column("logg_err", "dex", "1-sigma uncertainty of logg"),
+    Column("feh", "dex", "[Fe/H]"),
+    Column("feh_err", "dex", "1-sigma uncertainty of feh"),
+)
+
+
+def usable(tasks: Sequence[Task]) -> tuple[list, list[int]]:
+    """Results list with BAD_DATA errors for spectra off the apStar grid (or without
+    good pixels), and the indices of the others."""
+    from ..readers import check_apstar_grid
+
+    out: list = [None] * len(tasks)
+    ok = []
+    for i, task in enumerate(tasks):
+        try:
+            check_apstar_grid(task.spectrum)
+            ok.append(i)
+        except ValueError as exc:
+            exc.flag = flags.BAD_DATA
+            out[i] = exc
+    return out, ok
+
+
+def outside(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """True where a result lies outside the training label range."""
+    return np.any((values < lo) | (values > hi), axis=-1)
+
+
+class ApogeeNet(Analysis):
+    name = "apogeenet"
+    product = APSTAR
+    parameters = (
+        Parameter("model", str, "v1", help="weights resources/models/apogeenet-{model}.pt"),
+        Parameter("n_draws", int, 32, help="noise draws for the uncertainties; 0: no errors"),
+        Parameter(
+            "device",
+            str,
+            "auto",
+            significant=False,
+            help="torch device: auto (cuda if available, else cpu), cpu, cuda, cuda:N",
+        ),
+    )
+    columns = LABEL_COLUMNS
+    # Spectra per analyse_many call: x n_draws+1 network inputs (~35 kB each) per chunk.
+    chunk_size = 32
+
+    @classmethod
+    def model_files(cls, params) -> list[str]:
+        model = check_identifier("model", params["model"])
+        return [str(MODEL_DIR / f"apogeenet-{model}.pt")]
+
+    def load(self, params):
+        from ..nn import load_model
+
+        if params["n_draws"] < 0 or params["n_draws"] == 1:
+            raise ValueError(f"n_draws must be 0 or >= 2, got {params['n_draws']}")
+        return load_model(self.model_files(params)[0], params["device"])
+
+    def analyse(self, model, task: Task) -> dict:
+        return self.analyse_many(model, [task])[0]
+
+    def analyse_many(self, model, tasks: Sequence[Task]) -> list:
+        from ..nn import prepare_inputs
+
+        out, ok = usable(tasks)
+        if not ok:
+            return out
+        spectra = [tasks[i].spectrum for i in ok]
+        x, e = prepare_inputs(
+            np.stack([s.flux for s in spectra]),
+            np.stack([s.error for s in spectra]),
+            np.stack([s.bad for s in spectra]),
+            model.cont_mask,
+        )
+        values, errors = model.predict(x, e, n_draws=tasks[ok[0]].params["n_draws"])
+        edge = outside(values, model.label_min, model.label_max)
+        for j, i in enumerate(ok):
+            row = {"flag": flags.GRID_EDGE if edge[j] else 0}
+            for k, name in enumerate(("teff", "logg", "feh")):
+                row[name] = float(values[j, k])
+                row[name + "_err"] = float(errors[j, k])
+            out[i] = row
+        return out

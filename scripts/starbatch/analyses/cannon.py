@@ -1,0 +1,77 @@
+"""cannon: The Cannon, quadratic in (Teff, logg, [Fe/H]) (see starbatch.cannon_model).
+Loading the model is the set-up; the test step fits all spectra of a chunk together
+(vectorised Levenberg-Marquardt over spectra and starting points)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .. import flags
+from ..analysis import Analysis, Column, Task
+from ..params import Parameter
+from ..products import APSTAR, check_identifier
+from .apogeenet import LABEL_COLUMNS, MODEL_DIR, outside, usable
+
+
+class Cannon(Analysis):
+    name = "cannon"
+    product = APSTAR
+    parameters = (
+        Parameter("model", str, "v1", help="model resources/models/cannon-{model}.npz"),
+        Parameter("max_chi2_red", float, 5.0, help="flag POOR_FIT above this reduced chi2"),
+    )
+    columns = LABEL_COLUMNS + (
+        Column("chi2_red", "", "reduced chi-square (with the model's intrinsic scatter)"),
+        Column("n_pix", "", "pixels used in the fit", "i8"),
+    )
+    chunk_size = 128
+
+    @classmethod
+    def model_files(cls, params) -> list[str]:
+        model = check_identifier("model", params["model"])
+        return [str(MODEL_DIR / f"cannon-{model}.npz")]
+
+    def load(self, params):
+        from ..cannon_model import CannonModel
+
+        return CannonModel.load(self.model_files(params)[0])
+
+    def analyse(self, model, task: Task) -> dict:
+        return self.analyse_many(model, [task])[0]
+
+    def analyse_many(self, model, tasks: Sequence[Task]) -> list:
+        from ..cannon_model import fit_labels
+
+        out, ok = usable(tasks)
+        if not ok:
+            return out
+        spectra = [tasks[i].spectrum for i in ok]
+        prepared = model.prepare(
+            np.stack([s.flux for s in spectra]),
+            np.stack([s.error for s in spectra]),
+            np.stack([s.bad for s in spectra]),
+        )
+        fit = fit_labels(model, prepared)
+        chi2_red = fit["chi2"] / np.maximum(fit["n_pix"] - 3, 1)
+        # Like gridfit: widen the formal errors when the fit is worse than the noise.
+        inflate = np.sqrt(np.maximum(chi2_red, 1.0))
+        edge = outside(fit["labels"], model.label_min, model.label_max)
+        max_chi2 = tasks[ok[0]].params["max_chi2_red"]
+        for j, i in enumerate(ok):
+            if fit["n_pix"][j] < 300:
+                exc = ValueError(f"only {fit['n_pix'][j]} usable pixels after normalisation")
+                exc.flag = flags.BAD_DATA
+                out[i] = exc
+                continue
+            flag = (flags.GRID_EDGE if edge[j] else 0) | (
+                flags.POOR_FIT if chi2_red[j] > max_chi2 else 0
+            )
+            row = {"flag": flag, "chi2_red": float(chi2_red[j]), "n_pix": int(fit["n_pix"][j])}
+            errors = np.sqrt(np.diag(fit["cov"][j])) * inflate[j]
+            for k, name in enumerate(("teff", "logg", "feh")):
+                row[name] = float(fit["labels"][j, k])
+                row[name + "_err"] = float(errors[k])
+            out[i] = row
+        return out

@@ -1,0 +1,46 @@
+"""Train the apogeenet model on synthetic spectra from the emulator (Snakemake `script:` or CLI).
+
+CLI: python scripts/train_apogeenet.py resources/models/apogeenet-v1.train.json \
+         resources/models/apogeenet-v1.pt resources/models/apogeenet-v1.scores.json \
+         [--emulator resources/emulator/apstar-cannon.npz]
+"""
+
+import argparse
+import logging
+from pathlib import Path
+
+from starbatch.entry import run_entry
+from starbatch.nn import train_and_save
+
+log = logging.getLogger("starbatch")
+
+
+def main(config, emulator, weights, scores) -> None:
+    doc = train_and_save(config, emulator, weights, scores)
+    log.info("wrote %s and %s", weights, scores)
+    for snr, stats in doc["validation"]["by_snr"].items():
+        log.info(
+            "validation S/N %s: %s",
+            snr,
+            ", ".join(
+                f"{k} bias {v['bias']:+.3g} scatter {v['scatter']:.3g}" for k, v in stats.items()
+            ),
+        )
+
+
+def from_snakemake(smk) -> None:
+    main(smk.input.config, smk.input.emulator, smk.output.weights, smk.output.scores)
+
+
+def cli() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("config", help="training config JSON")
+    ap.add_argument("weights", help="output model file")
+    ap.add_argument("scores", help="output validation scores JSON")
+    repo = Path(__file__).resolve().parents[1]
+    ap.add_argument("--emulator", default=str(repo / "resources/emulator/apstar-cannon.npz"))
+    a = ap.parse_args()
+    main(a.config, a.emulator, a.weights, a.scores)
+
+
+run_entry(from_snakemake, cli, globals())
