@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 from starbatch.entry import run_entry
-from starbatch.planning import make_plan, write_plan
+from starbatch.planning import check_model_files, make_plan, write_plan
 from starbatch.tasks import load_tasks
 
 log = logging.getLogger("starbatch")
@@ -27,7 +27,11 @@ def check_schema(table, schema) -> None:
     validate(distinct.reset_index(drop=True), schema)
 
 
-def plan(table, specs, root, plan_dir, manifest, skipped, max_batch_size, schema=None) -> dict:
+def plan(
+    table, specs, root, plan_dir, manifest, skipped, max_batch_size, schema=None, buildable=None
+) -> dict:
+    """``buildable``: model files the workflow can make; if given, every other model
+    file a batch needs must already exist."""
     from starbatch.analyses import ANALYSES
 
     tasks = load_tasks(table, specs, ANALYSES)
@@ -37,6 +41,8 @@ def plan(table, specs, root, plan_dir, manifest, skipped, max_batch_size, schema
     if not root.is_dir():
         raise FileNotFoundError(f"SAS root {root} is not a directory (set sas_base_dir)")
     result = make_plan(tasks, root, max_batch_size)
+    if buildable is not None:
+        check_model_files(result, ANALYSES, buildable)
     stats = write_plan(result, Path(plan_dir), Path(manifest), Path(skipped), ANALYSES)
     log.info(
         "planned %d task(s) into %d batch(es); %d plan file(s) written, %d removed",
@@ -62,6 +68,7 @@ def from_snakemake(smk) -> None:
         smk.output.skipped,
         dict(smk.params.max_batch_size),
         smk.params.schema,
+        list(smk.params.buildable),
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,18 +11,21 @@ from pathlib import Path
 @contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary path in the same directory; rename it over ``path``
-    only if the block succeeds, otherwise delete it."""
+    only if the block succeeds, otherwise delete it.
+
+    The temporary name is fixed per target (``.{name}.tmp``): a writer killed
+    mid-write (kill -9, a node failure) leaves at most that one hidden file, and
+    the rerun that rewrites the target removes it. One writer per target at a
+    time (Snakemake's lock guarantees it for rule outputs)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.unlink(tmp)  # writers such as astropy refuse to overwrite
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)  # stale, and writers such as astropy refuse to overwrite
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:

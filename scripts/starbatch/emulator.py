@@ -10,6 +10,7 @@ for the derived file), ``fid`` (3,), ``scale`` (3,), ``terms_json`` (str),
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,17 +44,22 @@ class Emulator:
 
     @classmethod
     def load(cls, path: str | Path) -> Emulator:
-        with np.load(path, allow_pickle=False) as d:
-            return cls(
-                theta=np.asarray(d["theta"], dtype=np.float64),
-                s2=np.asarray(d["s2"], dtype=np.float64),
-                wavelength=np.asarray(d["wavelength"], dtype=np.float64),
-                fid=np.asarray(d["fid"], dtype=np.float64),
-                scale=np.asarray(d["scale"], dtype=np.float64),
-                terms=json.loads(str(d["terms_json"])),
-                label_min=np.asarray(d["label_min"], dtype=np.float64),
-                label_max=np.asarray(d["label_max"], dtype=np.float64),
-            )
+        """Read an emulator file; ValueError naming the file if it is not a readable one."""
+        try:
+            with np.load(path, allow_pickle=False) as d:
+                return cls(
+                    theta=np.asarray(d["theta"], dtype=np.float64),
+                    s2=np.asarray(d["s2"], dtype=np.float64),
+                    wavelength=np.asarray(d["wavelength"], dtype=np.float64),
+                    fid=np.asarray(d["fid"], dtype=np.float64),
+                    scale=np.asarray(d["scale"], dtype=np.float64),
+                    terms=json.loads(str(d["terms_json"])),
+                    label_min=np.asarray(d["label_min"], dtype=np.float64),
+                    label_max=np.asarray(d["label_max"], dtype=np.float64),
+                )
+        except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            # truncated, garbled, pickled or missing arrays (json errors are ValueErrors)
+            raise ValueError(f"emulator {path}: not a readable emulator file ({exc})") from exc
 
     def scaled(self, labels: np.ndarray) -> np.ndarray:
         return (np.atleast_2d(labels) - self.fid) / self.scale

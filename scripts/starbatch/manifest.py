@@ -25,6 +25,27 @@ def read_manifest(path: str | Path) -> tuple[dict, ...]:
     return _read(path, Path(path).stat().st_mtime)
 
 
+@lru_cache(maxsize=4)
+def _index(path: str, mtime: float) -> tuple[dict[str, dict], dict[str, list[str]]]:
+    rows = _read(path, mtime)
+    return {row["batch"]: row for row in rows}, batches_by_analysis(rows)
+
+
+def manifest_batches(path: str | Path) -> dict[str, dict]:
+    """{batch: manifest row}, built once per manifest version. Input functions run
+    once per job: scanning the rows for each batch would make the DAG build
+    quadratic in the number of batches. Read-only (shared between calls)."""
+    path = str(path)
+    return _index(path, Path(path).stat().st_mtime)[0]
+
+
+def manifest_analyses(path: str | Path) -> dict[str, list[str]]:
+    """{analysis: [batch, ...]} in manifest order, built once per manifest version.
+    Read-only (shared between calls)."""
+    path = str(path)
+    return _index(path, Path(path).stat().st_mtime)[1]
+
+
 def format_manifest(rows) -> str:
     lines = ["\t".join(MANIFEST_COLUMNS)]
     lines += [f"{b}\t{a}\t{n}\t{';'.join(files)}" for b, a, n, files in rows]

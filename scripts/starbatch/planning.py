@@ -12,16 +12,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .analysis import Analysis
 from .atomic import write_text_if_changed
 from .manifest import format_manifest
-from .tasks import TaskTable
+from .tasks import TableError, TaskTable
 
 
 @dataclass
@@ -77,30 +78,75 @@ def make_plan(tasks: TaskTable, root: Path, max_batch_size: int | Mapping[str, i
     return Plan(batches=present, skipped=skipped)
 
 
+def check_model_files(
+    plan: Plan, registry: Mapping[str, type[Analysis]], buildable: Iterable[str]
+) -> None:
+    """Every model file a batch needs must exist or be one the workflow can build;
+    otherwise a TableError naming the first table row that asks for it (before any
+    plan file is written, and before Snakemake meets a file no rule can make)."""
+    buildable = set(buildable)
+    problems, seen = [], set()
+    # The first row of each batch, in batch order (no sub-frame per batch).
+    for first in plan.batches.drop_duplicates("batch").to_dict("records"):
+        cls = registry[first["analysis"]]
+        params = {p.name: _jsonable(first[p.name]) for p in cls.all_parameters()}
+        for path in cls.model_files(params):
+            if path in seen or path in buildable or Path(path).exists():
+                continue
+            seen.add(path)
+            asked = ", ".join(f"{k}={v!r}" for k, v in params.items())
+            problems.append(
+                f"{first['source']} line {first['line']}: {cls.name} needs model file "
+                f"{path}, which does not exist and which the workflow cannot build (it can "
+                f"build: {', '.join(sorted(buildable)) or 'nothing'}); parameters: {asked}"
+            )
+    if problems:
+        raise TableError(problems)
+
+
 def batch_documents(plan: Plan, registry: Mapping[str, type[Analysis]]) -> dict[str, dict]:
     """The JSON-able member list of each batch (what the batch job reads)."""
+    frame = plan.batches
+    columns: dict[str, list] = {}
+
+    def column(name: str) -> list:  # each column as plain Python values, made once
+        if name not in columns:
+            columns[name] = [_jsonable(v) for v in frame[name].tolist()]
+        return columns[name]
+
     docs = {}
-    for batch, rows in plan.batches.groupby("batch", sort=False):
-        cls = registry[rows["analysis"].iloc[0]]
-        keys = list(cls.product.key_names)
-        params = [p.name for p in cls.all_parameters()]
-        first = rows.iloc[0]
+    for batch, positions in _batch_positions(frame["batch"]):
+        first = positions[0]
+        cls = registry[column("analysis")[first]]
+        keys = {k: column(k) for k in cls.product.key_names}
+        line, source, path = column("line"), column("source"), column("path")
         docs[batch] = {
             "batch": batch,
             "analysis": cls.name,
             # Insignificant parameters take the first member's value (table order).
-            "params": {name: _jsonable(first[name]) for name in params},
+            "params": {p.name: column(p.name)[first] for p in cls.all_parameters()},
             "members": [
                 {
-                    "line": int(r["line"]),
-                    "source": r["source"],
-                    "path": r["path"],
-                    "keys": {k: _jsonable(r[k]) for k in keys},
+                    "line": int(line[i]),
+                    "source": source[i],
+                    "path": path[i],
+                    "keys": {k: values[i] for k, values in keys.items()},
                 }
-                for _, r in rows.iterrows()
+                for i in positions
             ],
         }
     return docs
+
+
+def _batch_positions(batch: pd.Series) -> list[tuple[str, list[int]]]:
+    """(batch ID, its rows' positions in table order) for each batch, in order of first
+    appearance: groupby(sort=False) without a sub-frame per batch (1e5 batches)."""
+    if batch.empty:
+        return []
+    codes, ids = pd.factorize(batch)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.cumsum(np.bincount(codes))[:-1]
+    return [(str(b), p.tolist()) for b, p in zip(ids, np.split(order, bounds), strict=True)]
 
 
 def _jsonable(value):
@@ -118,8 +164,14 @@ def write_plan(
     their mtime and do not rerun), remove plans of batches that no longer exist,
     write the skipped-rows report, and the manifest last (the checkpoint output)."""
     batch_dir = Path(plan_dir) / "batches"
-    batch_dir.mkdir(parents=True, exist_ok=True)
     docs = batch_documents(plan, registry)
+    # Everything that can fail is computed before the first file is written, so a
+    # failed plan leaves the previous one intact.
+    rows = [
+        (b, d["analysis"], len(d["members"]), registry[d["analysis"]].model_files(d["params"]))
+        for b, d in docs.items()
+    ]
+    batch_dir.mkdir(parents=True, exist_ok=True)
     written = 0
     for batch, doc in docs.items():
         text = json.dumps(doc, indent=1, sort_keys=True) + "\n"
@@ -138,11 +190,6 @@ def write_plan(
         else pd.DataFrame(columns=["source", "line", "analysis", "path", "reason"])
     )
     write_text_if_changed(Path(skipped_csv), skipped_table.to_csv(index=False))
-
-    rows = [
-        (b, d["analysis"], len(d["members"]), registry[d["analysis"]].model_files(d["params"]))
-        for b, d in docs.items()
-    ]
     write_text_if_changed(Path(manifest), format_manifest(rows))
     return {
         "tasks": len(plan.batches) + len(skipped),

@@ -23,11 +23,22 @@ SAFE_IDENTIFIER = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9_.+\-]*")
 TELESCOPE_PREFIX = {"apo25m": "ap", "apo1m": "ap", "lco25m": "as"}
 
 
+class ObservationKeyError(ValueError):
+    """A bad observation key or identifier; ``column`` names the table column to fix."""
+
+    def __init__(self, column: str, message: str):
+        super().__init__(message)
+        self.column = column
+
+
 def check_identifier(name: str, value: str) -> str:
+    """``value`` unchanged if it is safe as a path component; else ObservationKeyError
+    (a ValueError) naming ``name``, the table column to fix."""
     if not SAFE_IDENTIFIER.fullmatch(value) or ".." in value:
-        raise ValueError(
+        raise ObservationKeyError(
+            name,
             f"unsafe value {value!r} for {name!r}: identifiers may contain only letters, "
-            "digits and _ . + - (no path separators, no '..', not starting with '.' or '-')"
+            "digits and _ . + - (no path separators, no '..', not starting with '.' or '-')",
         )
     return value
 
@@ -68,9 +79,9 @@ class DataProduct:
             if out.get(name) is None:
                 try:
                     out[name] = derive(out)
-                except KeyError:
+                except KeyError as exc:
                     raise ObservationKeyError(
-                        name, f"cannot derive {name!r}: set it explicitly"
+                        name, f"cannot derive {name!r} from {exc}: set {name!r} explicitly"
                     ) from None
         return out
 
@@ -80,14 +91,6 @@ class DataProduct:
         if Path(path).is_absolute() or ".." in Path(path).parts:
             raise ValueError(f"observation path {path!r} escapes the data root")
         return path
-
-
-class ObservationKeyError(ValueError):
-    """A bad observation key; ``column`` names the table column to fix."""
-
-    def __init__(self, column: str, message: str):
-        super().__init__(message)
-        self.column = column
 
 
 def _prefix(keys: dict) -> str:

@@ -34,7 +34,10 @@ class Outcome:
 
 def read_plan(path: str | Path) -> dict:
     with open(path) as fh:
-        return json.load(fh)
+        try:
+            return json.load(fh)
+        except ValueError as exc:  # truncated or edited by hand
+            raise ValueError(f"batch plan {path}: not valid JSON ({exc})") from None
 
 
 def iter_tasks(plan: dict, root: Path, params: Mapping) -> Iterator[Task]:

@@ -16,14 +16,67 @@ EMULATOR = str(REPO / "resources/emulator/apstar-cannon.npz")
 REAL_SAS = str(REPO / "resources/real/sas")
 # One software environment for every rule (used with --software-deployment-method conda).
 CONDA_ENV = str(REPO / "environment.yml")
-from starbatch.manifest import batches_by_analysis, read_manifest, shards
+from starbatch.manifest import (
+    manifest_analyses,
+    manifest_batches,
+    read_manifest,
+    shards,
+)
 
 
+# Chunk and shard numbers are zero-padded to 4 digits and grow past 9999 (a group
+# of more than 10,000 batches), so the constraints take 4 or more digits (written
+# {4}[0-9]*: Snakemake's wildcard syntax cannot hold an open-ended {4,}).
 wildcard_constraints:
-    batch=r"[A-Za-z0-9_]+-[0-9a-f]{8}-[0-9]{4}",
+    batch=r"[A-Za-z0-9_]+-[0-9a-f]{8}-[0-9]{4}[0-9]*",
     analysis=r"[A-Za-z0-9_]+",
-    shard=r"[0-9]{4}",
+    shard=r"[0-9]{4}[0-9]*",
     grid=r"[A-Za-z0-9_+][A-Za-z0-9_.+\-]*",
+
+
+def check_config():
+    """What the schema cannot say, checked before any job runs: a typo here must
+    neither silently reuse old results nor fail halfway through a run."""
+    from starbatch.analyses import ANALYSES
+    from starbatch.grid import GridSpec
+    from starbatch.products import check_identifier
+
+    problems = []
+    # A missing table with a previous plan present would silently reuse that plan
+    # ("Nothing to be done"); without one, Snakemake reports the missing input.
+    if os.path.exists("results/plan/manifest.tsv"):
+        tables = [("observations", config["observations"])]
+        tables += [
+            (f"task_specs[{i}]", s) for i, s in enumerate(config.get("task_specs", []))
+        ]
+        for key, path in tables:
+            if not os.path.isfile(path):
+                problems.append(f"{key}: file {path!r} not found (in {os.getcwd()})")
+    for name in config.get("analyses", {}):
+        if name not in ANALYSES:
+            problems.append(
+                f"analyses.{name}: unknown analysis; known: {', '.join(sorted(ANALYSES))}"
+            )
+    root = config.get("sas_base_dir") or os.environ.get("SAS_BASE_DIR")
+    if root and not demo_enabled() and not os.path.isdir(root):
+        problems.append(f"sas_base_dir: {root!r} is not a directory")
+    for name, spec in config.get("grids", {}).items():
+        try:
+            check_identifier("grid name", name)
+            GridSpec(
+                **{axis: tuple(spec[axis]) for axis in ("teff", "logg", "feh")}
+            ).axes()
+        except ValueError as exc:
+            problems.append(f"grids.{name}: {exc}")
+    if problems:
+        raise WorkflowError(
+            "problem(s) in the config:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+def buildable_models():
+    """Model files a rule can make (the planner rejects other missing ones)."""
+    return [f"resources/grids/{name}.npz" for name in config.get("grids", {})]
 
 
 def sas_root():
@@ -52,16 +105,22 @@ def max_batch_sizes():
     }
 
 
+def plan_manifest():
+    """The plan checkpoint's manifest path (re-evaluated after the checkpoint runs)."""
+    return checkpoints.plan.get().output.manifest
+
+
 def planned():
-    """The manifest written by the plan checkpoint (re-evaluated after it runs)."""
-    return read_manifest(checkpoints.plan.get().output.manifest)
+    """The manifest rows written by the plan checkpoint."""
+    return read_manifest(plan_manifest())
 
 
 def planned_batch(batch):
-    for row in planned():
-        if row["batch"] == batch:
-            return row
-    raise WorkflowError(f"batch {batch} is not in the current plan")
+    # A dict lookup: input functions run once per job, a scan would be O(batches^2).
+    row = manifest_batches(plan_manifest()).get(batch)
+    if row is None:
+        raise WorkflowError(f"batch {batch} is not in the current plan")
+    return row
 
 
 def batch_inputs(wildcards):
@@ -73,7 +132,7 @@ def batch_inputs(wildcards):
 
 
 def analysis_shards(analysis):
-    by_analysis = batches_by_analysis(planned())
+    by_analysis = manifest_analyses(plan_manifest())
     return shards(by_analysis.get(analysis, []), config.get("aggregate_fanin", 200))
 
 
@@ -88,7 +147,7 @@ def analysis_parts(wildcards):
 
 
 def analysis_summaries(wildcards):
-    names = sorted(batches_by_analysis(planned()))
+    names = sorted(manifest_analyses(plan_manifest()))
     return [f"results/{name}/summary.fits" for name in names]
 
 
@@ -122,3 +181,6 @@ def run_summary():
             else ""
         )
     )
+
+
+check_config()

@@ -4,11 +4,15 @@ checkpoint plan:
         specs=config.get("task_specs", []),
         demo=["resources/demo/truth.csv"] if demo_enabled() else [],
     output:
-        manifest="results/plan/manifest.tsv",
-        skipped=report(
-            "results/plan/skipped.csv",
-            caption="../report/skipped.rst",
-            category="Failures",
+        # update(): a failed re-plan (say, a typo in the table) restores the previous
+        # plan instead of leaving none.
+        manifest=update("results/plan/manifest.tsv"),
+        skipped=update(
+            report(
+                "results/plan/skipped.csv",
+                caption="../report/skipped.rst",
+                category="Failures",
+            )
         ),
     log:
         "logs/plan.log",
@@ -19,5 +23,6 @@ checkpoint plan:
         schema=str(REPO / "workflow/schemas/observations.schema.yaml"),
         plan_dir=lambda wildcards, output: os.path.dirname(output.manifest),
         max_batch_size=max_batch_sizes(),
+        buildable=buildable_models(),
     script:
         "../../scripts/plan.py"
