@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from smk import SNAKEFILE, tiny_config
-from starbatch.demo import demo_stars, demo_table
+from starbatch.demo import TEST_ANALYSES, demo_stars, demo_table
 from starbatch.results import read_table
 
 N_STARS = 12
@@ -39,7 +39,7 @@ def setup_workdir(workdir: Path) -> dict:
     """The fault tests' tiny config and demo table in ``workdir``."""
     config = tiny_config(workdir, n_stars=N_STARS, analyses=BATCH_SIZES, aggregate_fanin=10)
     demo = config["demo"]
-    table = demo_table(demo_stars(N_STARS, demo["seed"], demo["snr"]))
+    table = demo_table(demo_stars(N_STARS, demo["seed"], demo["snr"]), *TEST_ANALYSES)
     table.to_csv(workdir / "config/observations.csv", index=False)
     return config
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from smk import REPO, snakemake, tiny_config
-from starbatch.demo import demo_stars, demo_table
+from starbatch.demo import TEST_ANALYSES, demo_stars, demo_table
 from starbatch.results import read_table
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -65,7 +65,7 @@ def _workdir(tmp_path_factory, name):
     analyses["snr"]["max_batch_size"] = 5
     config = tiny_config(workdir, n_stars=6, analyses=analyses)
     stars = demo_stars(config["demo"]["n_stars"], config["demo"]["seed"], config["demo"]["snr"])
-    demo_table(stars).to_csv(workdir / "config/observations.csv", index=False)
+    demo_table(stars, *TEST_ANALYSES).to_csv(workdir / "config/observations.csv", index=False)
     return workdir
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from smk import planned_jobs, snakemake, tiny_config
 from starbatch import flags
-from starbatch.demo import CORRUPT_OBJ, MISSING_OBJ, demo_stars, demo_table
+from starbatch.demo import CORRUPT_OBJ, MISSING_OBJ, TEST_ANALYSES, demo_stars, demo_table
 from starbatch.results import read_table
 
 pytestmark = pytest.mark.slow
@@ -18,7 +18,7 @@ def run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("wf")
     config = tiny_config(workdir)
     stars = demo_stars(config["demo"]["n_stars"], config["demo"]["seed"], config["demo"]["snr"])
-    table = demo_table(stars)
+    table = demo_table(stars, *TEST_ANALYSES)
     held_back = table["obj"].isin(stars["obj"].iloc[8:])
     table[~held_back].to_csv(workdir / "config/observations.csv", index=False)
     proc = snakemake(workdir)

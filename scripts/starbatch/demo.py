@@ -17,6 +17,14 @@ REAL_STARS = (  # (field, obj) of the DR17 apStar files in resources/real/sas
     ("000+02", "2M17335483-2753043"),
     ("K04_083+13", "2M19485057+5005279"),
 )
+REAL_VISITS = (  # (apred, field, plate, mjd, fiber) of the apVisit files there
+    ("r13", "N188", "5095", "55844", "128"),
+    ("r13", "120-08-RV", "9518", "57729", "104"),
+)
+APSTAR_ANALYSES = ("gridfit", "apogeenet", "cannon", "snr")
+APVISIT_ANALYSES = ("gridfit_visit", "apogeenet_visit", "cannon_visit")
+# The cheap subset the workflow tests run (apStar analyses, visit analyses).
+TEST_ANALYSES = (("gridfit", "snr"), ())
 DEMO_FIELDS = ("060+00", "120+05", "180-10", "240+20", "300-05")
 # Rows that show the failure handling: a file that does not exist (skipped at
 # planning) and a truncated file (a flagged row; the rest of its batch is fine).
@@ -79,14 +87,31 @@ def write_demo(root: Path, stars: pd.DataFrame, emulator: Emulator, seed: int, r
     shutil.copytree(real_root, root, dirs_exist_ok=True)
 
 
-def demo_table(stars: pd.DataFrame) -> pd.DataFrame:
-    """The observation table the default config ships: gridfit and snr on every
-    synthetic and real star, plus one missing and one corrupt file."""
+def demo_table(
+    stars: pd.DataFrame, analyses=APSTAR_ANALYSES, visit_analyses=APVISIT_ANALYSES
+) -> pd.DataFrame:
+    """The observation table the default config ships: every apStar analysis on
+    every synthetic and real star, plus one missing and one corrupt file, and the
+    apVisit analyses on the real visits."""
     targets = [(f, o) for f, o in zip(stars["field"], stars["obj"], strict=True)]
     targets += list(REAL_STARS) + [(DEMO_FIELD_BAD, MISSING_OBJ), (DEMO_FIELD_BAD, CORRUPT_OBJ)]
     rows = [
         {"analysis": analysis, "telescope": "apo25m", "field": f, "obj": o}
-        for analysis in ("gridfit", "snr")
+        for analysis in analyses
         for f, o in targets
     ]
-    return pd.DataFrame(rows, columns=["analysis", "release", "apred", "telescope", "field", "obj"])
+    rows += [
+        {
+            "analysis": analysis,
+            "apred": apred,
+            "telescope": "apo25m",
+            "field": field,
+            "plate": plate,
+            "mjd": mjd,
+            "fiber": fiber,
+        }
+        for analysis in visit_analyses
+        for apred, field, plate, mjd, fiber in REAL_VISITS
+    ]
+    columns = ["analysis", "release", "apred", "telescope", "field", "obj", "plate", "mjd", "fiber"]
+    return pd.DataFrame(rows, columns=columns).astype("string")

@@ -47,25 +47,41 @@ def kiel_diagram(summary_path, output) -> None:
     plt.close(fig)
 
 
+LABELS = (("teff", "K"), ("logg", "dex"), ("feh", "dex"))
+
+
 def truth_vs_fit(truth_csv, summary_path, output) -> None:
+    """One row of panels per labelling analysis: estimate vs true label for the
+    demo's synthetic stars (unflagged results), with bias and scatter."""
     import pandas as pd
 
     plt = _pyplot()
     truth = pd.read_csv(truth_csv)
-    fit = _good_gridfit(read_table(summary_path)).to_pandas()
-    both = truth.merge(fit, on="obj", suffixes=("_true", ""))
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), dpi=110)
-    for ax, label, unit in zip(axes, ("teff", "logg", "feh"), ("K", "dex", "dex"), strict=True):
-        t, f = both[f"{label}_true"], both[label]
-        ax.errorbar(t, f, yerr=both[f"{label}_err"], fmt=".", ms=3, alpha=0.6, elinewidth=0.5)
-        lims = [min(t.min(), f.min()), max(t.max(), f.max())] if len(both) else [0, 1]
-        ax.plot(lims, lims, "k--", lw=0.8)
-        d = f - t
-        ax.set_title(f"{label}: bias {d.mean():+.3g}, scatter {d.std():.3g} {unit}", fontsize=9)
-        ax.set_xlabel(f"true {label} ({unit})")
-        ax.set_ylabel(f"gridfit {label} ({unit})")
-    fig.suptitle(f"gridfit on {len(both)} synthetic spectra (unflagged)")
-    fig.tight_layout()
+    table = read_table(summary_path)
+    ok = (np.asarray(table["flag"]) & flags.FAILED) == 0
+    fit = table[ok].to_pandas() if "teff" in table.colnames else pd.DataFrame()
+    # Analyses that estimate labels for the synthetic stars (not snr, not visits).
+    matched = fit[fit["obj"].isin(truth["obj"]) & np.isfinite(fit["teff"])] if len(fit) else fit
+    analyses = sorted(matched["analysis"].unique()) if len(matched) else []
+    nrow = max(len(analyses), 1)
+    fig, axes = plt.subplots(nrow, 3, figsize=(13, 3.6 * nrow), dpi=100, squeeze=False)
+    for row, analysis in enumerate(analyses):
+        both = truth.merge(fit[fit["analysis"] == analysis], on="obj", suffixes=("_true", ""))
+        for ax, (label, unit) in zip(axes[row], LABELS, strict=True):
+            t, f = both[f"{label}_true"], both[label]
+            ax.errorbar(t, f, yerr=both[f"{label}_err"], fmt=".", ms=3, alpha=0.6, elinewidth=0.5)
+            lims = [min(t.min(), f.min()), max(t.max(), f.max())] if len(both) else [0, 1]
+            ax.plot(lims, lims, "k--", lw=0.8)
+            d = f - t
+            ax.set_title(
+                f"{analysis} {label}: bias {d.median():+.3g}, scatter {d.std():.3g} {unit}"
+                f" (N={len(both)})",
+                fontsize=9,
+            )
+            ax.set_xlabel(f"true {label} ({unit})")
+            ax.set_ylabel(f"{analysis} {label} ({unit})")
+    fig.suptitle("Demo: estimates vs truth for the synthetic spectra (unflagged rows)")
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     write_atomic(output, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
 

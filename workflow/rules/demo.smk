@@ -20,7 +20,7 @@ rule demo_spectra:
 rule truth_vs_fit:
     input:
         truth="resources/demo/truth.csv",
-        summary="results/gridfit/summary.fits",
+        summary="results/summary.fits",
     output:
         report(
             "results/plots/truth_vs_fit.png",
