@@ -71,8 +71,14 @@ class Analysis:
         return None
 
     def analyse(self, model: Any, task: Task) -> dict:
-        """Results for one task: a dict of column values, optionally 'flag' bits."""
-        raise NotImplementedError
+        """Results for one task: a dict of column values, optionally 'flag' bits.
+        Analyses that only implement analyse_many get this for free."""
+        if type(self).analyse_many is Analysis.analyse_many:
+            raise NotImplementedError(f"{type(self).__name__} implements neither analyse method")
+        result = self.analyse_many(model, [task])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     def analyse_many(self, model: Any, tasks: Sequence[Task]) -> list[dict | Exception]:
         """Results for several tasks; override to vectorise. An Exception in the

@@ -16,7 +16,7 @@ rule train_apogeenet:
         emulator=EMULATOR,
         prior=PRIOR,
     output:
-        weights="resources/models/apogeenet-v1.pt",
+        model="resources/models/apogeenet-v1.pt",
         scores="resources/models/apogeenet-v1.scores.json",
     log:
         "logs/train/apogeenet-v1.log",
@@ -25,8 +25,10 @@ rule train_apogeenet:
     conda:
         CONDA_ENV
     threads: 2
+    params:
+        kind="apogeenet",
     script:
-        "../../scripts/train_apogeenet.py"
+        "../../scripts/train.py"
 
 
 rule train_cannon:
@@ -43,8 +45,10 @@ rule train_cannon:
         "benchmarks/train/cannon-v1.tsv"
     conda:
         CONDA_ENV
+    params:
+        kind="cannon",
     script:
-        "../../scripts/train_cannon.py"
+        "../../scripts/train.py"
 
 
 rule accuracy_benchmark:

@@ -6,48 +6,14 @@ all their noise draws) into tensors and runs on CUDA when available, else on CPU
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
 from .. import flags
-from ..analysis import Analysis, Column, Task
+from ..analysis import Analysis, Task
 from ..params import Parameter
 from ..products import APSTAR, check_identifier
-
-# Committed weights live in the repository, found from any working directory.
-MODEL_DIR = Path(__file__).resolve().parents[3] / "resources" / "models"
-
-LABEL_COLUMNS = (
-    Column("teff", "K", "effective temperature"),
-    Column("teff_err", "K", "1-sigma uncertainty of teff"),
-    Column("logg", "dex", "log10 surface gravity (cgs)"),
-    Column("logg_err", "dex", "1-sigma uncertainty of logg"),
-    Column("feh", "dex", "[Fe/H]"),
-    Column("feh_err", "dex", "1-sigma uncertainty of feh"),
-)
-
-
-def usable(tasks: Sequence[Task]) -> tuple[list, list[int]]:
-    """Results list with BAD_DATA errors for spectra off the apStar grid (or without
-    good pixels), and the indices of the others."""
-    from ..readers import check_apstar_grid
-
-    out: list = [None] * len(tasks)
-    ok = []
-    for i, task in enumerate(tasks):
-        try:
-            check_apstar_grid(task.spectrum)
-            ok.append(i)
-        except ValueError as exc:
-            exc.flag = flags.BAD_DATA
-            out[i] = exc
-    return out, ok
-
-
-def outside(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """True where a result lies outside the training label range."""
-    return np.any((values < lo) | (values > hi), axis=-1)
+from .labels import LABEL_COLUMNS, MODEL_DIR, outside, usable
 
 
 class ApogeeNet(Analysis):
@@ -79,9 +45,6 @@ class ApogeeNet(Analysis):
         if params["n_draws"] < 0 or params["n_draws"] == 1:
             raise ValueError(f"n_draws must be 0 or >= 2, got {params['n_draws']}")
         return load_model(self.model_files(params)[0], params["device"])
-
-    def analyse(self, model, task: Task) -> dict:
-        return self.analyse_many(model, [task])[0]
 
     def analyse_many(self, model, tasks: Sequence[Task]) -> list:
         from ..nn import prepare_inputs

@@ -12,7 +12,7 @@ from .. import flags
 from ..analysis import Analysis, Column, Task
 from ..params import Parameter
 from ..products import APSTAR, check_identifier
-from .apogeenet import LABEL_COLUMNS, MODEL_DIR, outside, usable
+from .labels import LABEL_COLUMNS, MODEL_DIR, outside, usable
 
 
 class Cannon(Analysis):
@@ -37,9 +37,6 @@ class Cannon(Analysis):
         from ..cannon_model import CannonModel
 
         return CannonModel.load(self.model_files(params)[0])
-
-    def analyse(self, model, task: Task) -> dict:
-        return self.analyse_many(model, [task])[0]
 
     def analyse_many(self, model, tasks: Sequence[Task]) -> list:
         from ..cannon_model import fit_labels

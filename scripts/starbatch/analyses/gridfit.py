@@ -11,6 +11,7 @@ from .. import flags
 from ..analysis import Analysis, Column, Task
 from ..params import Parameter
 from ..products import APSTAR, check_identifier
+from .labels import LABEL_COLUMNS, usable
 
 GRID_DIR = "resources/grids"
 
@@ -22,13 +23,7 @@ class GridFit(Analysis):
         Parameter("grid", str, "demo", help="model grid name: resources/grids/{grid}.npz"),
         Parameter("max_chi2_red", float, 5.0, help="flag POOR_FIT above this reduced chi2"),
     )
-    columns = (
-        Column("teff", "K", "effective temperature"),
-        Column("teff_err", "K", "1-sigma uncertainty of teff"),
-        Column("logg", "dex", "log10 surface gravity (cgs)"),
-        Column("logg_err", "dex", "1-sigma uncertainty of logg"),
-        Column("feh", "dex", "[Fe/H]"),
-        Column("feh_err", "dex", "1-sigma uncertainty of feh"),
+    columns = LABEL_COLUMNS + (
         Column("chi2_red", "", "reduced chi-square of the best fit"),
         Column("n_pix", "", "pixels used in the fit", "i8"),
     )
@@ -43,24 +38,12 @@ class GridFit(Analysis):
 
         return load_grid(self.model_files(params)[0])
 
-    def analyse(self, model, task: Task) -> dict:
-        return self.analyse_many(model, [task])[0]
-
     def analyse_many(self, model, tasks: Sequence[Task]) -> list:
         from ..gridfit import fit_many
-        from ..readers import check_apstar_grid
 
-        out: list = [None] * len(tasks)
-        usable = []
-        for i, task in enumerate(tasks):
-            try:
-                check_apstar_grid(task.spectrum)
-                usable.append(i)
-            except ValueError as exc:
-                exc.flag = flags.BAD_DATA
-                out[i] = exc
-        fits = fit_many(model, [tasks[i].spectrum for i in usable], on_error="return")
-        for i, fit in zip(usable, fits, strict=True):
+        out, ok = usable(tasks)
+        fits = fit_many(model, [tasks[i].spectrum for i in ok], on_error="return")
+        for i, fit in zip(ok, fits, strict=True):
             out[i] = fit if isinstance(fit, Exception) else self._flagged(fit, tasks[i])
         return out
 
