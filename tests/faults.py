@@ -12,14 +12,13 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from smk import SNAKEFILE, tiny_config
+from smk import snakemake, snakemake_cmd, tiny_config
 from starbatch.demo import TEST_ANALYSES, demo_stars, demo_table
 from starbatch.results import read_table
 
@@ -44,25 +43,8 @@ def setup_workdir(workdir: Path) -> dict:
     return config
 
 
-def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(SNAKEFILE),
-        "--directory",
-        str(workdir),
-        "--cores",
-        "2",
-        *args,
-    ]
-
-
 def run_snakemake(workdir: Path, *args: str, env: dict | None = None):
-    return subprocess.run(
-        snakemake_cmd(workdir, *args), capture_output=True, text=True, cwd=workdir, env=env
-    )
+    return snakemake(workdir, *args, check=False, env=env)
 
 
 def start_snakemake(workdir: Path, *args: str, log: Path) -> subprocess.Popen:

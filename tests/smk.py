@@ -34,6 +34,12 @@ def tiny_config(workdir: Path, n_stars: int = 10, **overrides) -> dict:
     return config
 
 
+def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
+    """The command line that runs the repository's workflow in ``workdir``."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(workdir)]
+    return [*cmd, "--cores", "2", *args]
+
+
 def snakemake(
     workdir: Path,
     *args: str,
@@ -44,18 +50,7 @@ def snakemake(
     """Run the workflow in workdir; args are extra command-line arguments (later
     ones win, e.g. a second --cores); env replaces the environment; after timeout
     seconds Snakemake is killed and the test fails with its output so far."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(SNAKEFILE),
-        "--directory",
-        str(workdir),
-        "--cores",
-        "2",
-        *args,
-    ]
+    cmd = snakemake_cmd(workdir, *args)
     try:
         proc = subprocess.run(
             cmd, capture_output=True, text=True, cwd=workdir, env=env, timeout=timeout
