@@ -41,9 +41,7 @@ def main(kind, config, emulator, model, scores) -> None:
 
 
 def from_snakemake(smk) -> None:
-    main(
-        smk.params.kind, smk.input.config, smk.input.emulator, smk.output.model, smk.output.scores
-    )
+    main(smk.params.kind, smk.input.config, smk.input.emulator, smk.output.model, smk.output.scores)
 
 
 def cli() -> None:
