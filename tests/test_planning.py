@@ -198,3 +198,21 @@ def test_plan_skips_missing_files_and_rewrites_only_changed_plans(tmp_path, regi
     assert stats["plan_files_written"] == 1  # o9 opens a third chunk
     unchanged = [p for p in mtimes if p.exists() and p.stat().st_mtime_ns == mtimes[p]]
     assert len(unchanged) == 2
+
+
+def test_mixed_products_keep_integer_keys(tmp_path, registry):
+    from starbatch.planning import Plan, batch_documents
+
+    text = (
+        "analysis,apred,telescope,field,obj,plate,mjd,fiber\n"
+        "snr,,apo25m,f,o1,,,\n"
+        "gridfit_visit,r13,apo25m,N188,,5095,55844,128\n"
+    )
+    frame = load_tasks(write(tmp_path, text), registry=registry).frame
+    frame = frame.assign(batch=assign_batches(frame, 10))
+    docs = batch_documents(Plan(batches=frame, skipped=frame[:0]), registry)
+    visit = next(d for d in docs.values() if d["analysis"] == "gridfit_visit")
+    keys = visit["members"][0]["keys"]
+    assert keys["mjd"] == 55844 and isinstance(keys["mjd"], int)
+    assert keys["fiber"] == 128 and isinstance(keys["fiber"], int)
+    assert visit["members"][0]["path"].endswith("apVisit-r13-5095-55844-128.fits")

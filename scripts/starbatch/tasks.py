@@ -208,7 +208,9 @@ def _parse_analysis_rows(rows: pd.DataFrame, cls: type[Analysis], data_columns: 
     if key_problems:
         return out, problems + key_problems
     for name in key_names:
-        out[name] = keys[name]
+        # object dtype: integer keys (mjd, fiber) must stay integers when analyses of
+        # other products leave the column empty and pd.concat fills it with NaN.
+        out[name] = pd.Series(list(keys[name]), index=rows.index, dtype=object)
     out["path"] = paths
 
     # Task parameters: parse each distinct raw value once.
