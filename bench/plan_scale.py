@@ -1,0 +1,117 @@
+"""Planning at scale: a 1,000,000-row task table (gridfit and snr on 500,000 stars)
+through load_tasks -> make_plan -> write_plan, timed phase by phase, with peak memory.
+
+The stars' files exist (hard links to a few real-format apStar files, in the SDSS
+layout) except one in 1000, so the missing-file check and the skipped report do real
+work. Planning runs in a fresh process so its peak RSS is planning alone; it runs
+twice, the second time on the same table (a re-plan that must rewrite nothing).
+
+    .venv/bin/python bench/plan_scale.py [--rows 1000000] [--workdir DIR] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import REPO, link_tree, machine, self_peak_mb, star_names, task_table, write_pool
+
+ANALYSES = ["gridfit", "snr"]
+BATCH_SIZES = {"gridfit": 100, "snr": 1000}  # the shipped config/config.yaml
+MISSING_EVERY = 1000
+
+
+def generate(workdir: Path, rows: int) -> tuple[Path, Path]:
+    stars = star_names(rows // len(ANALYSES))
+    root = workdir / "sas"
+    pool = write_pool(workdir / "pool", 32)  # ext4 allows 65,000 links per file
+    present = stars[stars.index % MISSING_EVERY != MISSING_EVERY - 1]
+    link_tree(root, present, pool)
+    table = workdir / "observations.csv"
+    task_table(stars, ANALYSES).to_csv(table, index=False)
+    return table, root
+
+
+def measure(table: Path, root: Path, plan_dir: Path) -> dict:
+    """The measured part (run in a child process): each planning phase, timed."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from starbatch.analyses import ANALYSES as registry
+    from starbatch.planning import make_plan, write_plan
+    from starbatch.tasks import load_tasks
+
+    figures = {"rss_before_mb": self_peak_mb()}
+    t0 = time.perf_counter()
+    tasks = load_tasks(table, (), registry)
+    t1 = time.perf_counter()
+    plan = make_plan(tasks, root, BATCH_SIZES)
+    t2 = time.perf_counter()
+    stats = write_plan(
+        plan, plan_dir, plan_dir / "manifest.tsv", plan_dir / "skipped.csv", registry
+    )
+    t3 = time.perf_counter()
+    figures.update(
+        load_tasks_s=t1 - t0,
+        make_plan_s=t2 - t1,
+        write_plan_s=t3 - t2,
+        total_s=t3 - t0,
+        peak_rss_mb=self_peak_mb(),
+        **stats,
+    )
+    return figures
+
+
+def run_child(table: Path, root: Path, plan_dir: Path) -> dict:
+    cmd = [sys.executable, __file__, "--measure", str(table), str(root), str(plan_dir)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def report(label: str, f: dict) -> None:
+    print(
+        f"{label}: {f['tasks']:,} rows -> {f['batches']:,} batches, {f['skipped']:,} skipped; "
+        f"load_tasks {f['load_tasks_s']:.1f} s, make_plan {f['make_plan_s']:.1f} s, "
+        f"write_plan {f['write_plan_s']:.1f} s ({f['plan_files_written']:,} files written); "
+        f"total {f['total_s']:.1f} s; peak RSS {f['peak_rss_mb']:,.0f} MB "
+        f"(interpreter + imports {f['rss_before_mb']:.0f} MB)"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--workdir", type=Path, help="default: a temporary directory")
+    ap.add_argument("--keep", action="store_true", help="keep the generated data")
+    ap.add_argument(
+        "--measure", nargs=3, metavar=("TABLE", "ROOT", "PLAN_DIR"), help=argparse.SUPPRESS
+    )
+    a = ap.parse_args()
+    if a.measure:
+        print(json.dumps(measure(*map(Path, a.measure))))
+        return
+
+    workdir = a.workdir or Path(tempfile.mkdtemp(prefix="starbatch-plan-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        print(f"machine: {machine()}")
+        t0 = time.perf_counter()
+        table, root = generate(workdir, a.rows)
+        print(
+            f"generated {a.rows:,} rows and their files in {time.perf_counter() - t0:.0f} s "
+            f"under {workdir}"
+        )
+        plan_dir = workdir / "plan"
+        report("first plan", run_child(table, root, plan_dir))
+        report("re-plan, same table", run_child(table, root, plan_dir))
+    finally:
+        if not a.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
