@@ -89,6 +89,9 @@ def _open_fits(path: Path):
         with warnings.catch_warnings():
             # astropy only warns about a truncated file and hands back partial HDUs.
             warnings.filterwarnings("error", message=".*truncated.*")
+            # A header that fails verification ends as a SpectrumError below anyway;
+            # its VerifyWarning would only repeat that, once per file, in the log.
+            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
             hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
     except (OSError, ValueError, TypeError, IndexError, Warning) as exc:
         raise SpectrumError(f"{path}: unreadable or truncated FITS file ({exc})") from exc
