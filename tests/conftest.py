@@ -1,6 +1,9 @@
+from pathlib import Path
+
 import pytest
 
 from starbatch.analysis import Analysis, Column
+from starbatch.emulator import Emulator
 from starbatch.params import Parameter
 from starbatch.products import APSTAR
 
@@ -31,3 +34,12 @@ def registry():
     from starbatch.analyses import ANALYSES
 
     return {**ANALYSES, MyAnalysisTask.name: MyAnalysisTask}
+
+
+EMULATOR = Path(__file__).resolve().parents[1] / "resources" / "emulator" / "apstar-cannon.npz"
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    """The committed apStar-grid emulator (loaded once for the whole run)."""
+    return Emulator.load(EMULATOR)

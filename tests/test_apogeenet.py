@@ -13,16 +13,9 @@ from starbatch import flags, nn
 from starbatch.analyses import ANALYSES
 from starbatch.analyses.apogeenet import ApogeeNet
 from starbatch.benchmark import default_params, estimates, make_tasks, run
-from starbatch.emulator import Emulator
 from starbatch.training_set import make_random_set
 
-EMULATOR = REPO / "resources/emulator/apstar-cannon.npz"
 WEIGHTS = REPO / "resources/models/apogeenet-v1.pt"
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    return Emulator.load(EMULATOR)
 
 
 @pytest.fixture(scope="module")

@@ -12,17 +12,10 @@ from starbatch import cannon_model as cm
 from starbatch import flags
 from starbatch.analyses.cannon import Cannon
 from starbatch.benchmark import default_params, estimates, make_tasks, run
-from starbatch.emulator import Emulator
 from starbatch.prepare import Prepared
 from starbatch.training_set import make_random_set
 
-EMULATOR = REPO / "resources/emulator/apstar-cannon.npz"
 MODEL = REPO / "resources/models/cannon-v1.npz"
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    return Emulator.load(EMULATOR)
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,9 @@
 """The committed apStar-grid emulator and the functions that derived it."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from starbatch.emulator import Emulator
+from conftest import EMULATOR
 from starbatch.emulator_derive import (
     FWHM_TO_SIGMA,
     air_to_vacuum,
@@ -15,13 +13,6 @@ from starbatch.emulator_derive import (
     smooth_and_resample,
 )
 from starbatch.spectrum import apstar_wavelength
-
-EMULATOR = Path(__file__).resolve().parents[1] / "resources/emulator/apstar-cannon.npz"
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    return Emulator.load(EMULATOR)
 
 
 def test_file_contents():

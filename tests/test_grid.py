@@ -1,9 +1,6 @@
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from starbatch.emulator import Emulator
 from starbatch.grid import (
     DEMO_GRID,
     GridSpec,
@@ -13,14 +10,8 @@ from starbatch.grid import (
     save_grid,
 )
 
-EMULATOR = Path(__file__).resolve().parents[1] / "resources" / "emulator" / "apstar-cannon.npz"
 # Small, and crossing the hot-giant hole (Teff > 5500 K, logg < 3.5) so invalid nodes occur.
 SPEC = GridSpec(teff=(5000, 6000, 500), logg=(2.5, 4.5, 1.0), feh=(-1.0, 0.0, 0.5))
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    return Emulator.load(EMULATOR)
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,13 @@
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from starbatch import gridfit
 from starbatch.continuum import chip_of, normalise
-from starbatch.emulator import Emulator
 from starbatch.grid import GridSpec, build_grid
 from starbatch.readers import bad_pixels
 from starbatch.spectrum import Spectrum
 from starbatch.synthetic import make_synthetic_star
 
-EMULATOR = Path(__file__).resolve().parents[1] / "resources" / "emulator" / "apstar-cannon.npz"
 # 558 valid nodes (~19 MB); the corner Teff > 5500 K, logg < 3.5 is untrained (NaN nodes).
 SPEC = GridSpec(teff=(4000, 6000, 250), logg=(1.0, 4.5, 0.5), feh=(-1.5, 0.5, 0.25))
 # Off-grid labels: giants, dwarfs, and one beside the untrained hole.
@@ -27,11 +23,6 @@ TRUTHS = np.array(
     ]
 )
 LABELS = ("teff", "logg", "feh")
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    return Emulator.load(EMULATOR)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from starbatch.emulator import Emulator
 from starbatch.readers import BAD_PIXEL_MASK, check_apstar_grid, read_apstar
 from starbatch.synthetic import (
     CHIP_GAPS,
@@ -23,11 +22,6 @@ from starbatch.synthetic import (
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT / "resources/real/sas/dr17/apogee/spectro/redux/dr17/stars/apo25m"
 META = {"FIELD": "SYN001", "OBJID": "2M00400000+2000000", "SNR": 80.0, "RA": 10.0, "DEC": 20.0}
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    return Emulator.load(ROOT / "resources/emulator/apstar-cannon.npz")
 
 
 @pytest.fixture(scope="module")
