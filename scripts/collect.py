@@ -1,6 +1,7 @@
 """Merge result tables (one stage of the staged aggregation).
 
-CLI: python scripts/collect.py OUT.fits [--csv OUT.csv] [--failed FAILED.csv] IN.fits ...
+CLI: python scripts/collect.py OUT.fits [--csv OUT.csv] [--failed FAILED.csv \
+         [--skipped results/plan/skipped.csv]] IN.fits ...
 """
 
 import argparse
@@ -10,15 +11,18 @@ from starbatch.entry import run_entry
 from starbatch.results import failed_rows, merge, write_table
 
 
-def collect(inputs, fits_out, csv_out=None, failed_csv=None) -> None:
+def collect(inputs, fits_out, csv_out=None, failed_csv=None, skipped_csv=None) -> None:
     table = merge(list(inputs))
     write_table(table, fits_out, csv_out)
     if failed_csv:
-        write_atomic(failed_csv, lambda tmp: failed_rows(table).write(tmp, format="ascii.csv"))
+        failed = failed_rows(table, skipped_csv)
+        write_atomic(failed_csv, lambda tmp: failed.to_csv(tmp, index=False))
 
 
 def from_snakemake(smk) -> None:
-    collect(smk.input, smk.output.fits, smk.output.get("csv"), smk.output.get("failed"))
+    tables = smk.input.get("tables", smk.input)
+    failed = smk.output.get("failed")
+    collect(tables, smk.output.fits, smk.output.get("csv"), failed, smk.input.get("skipped"))
 
 
 def cli() -> None:
@@ -27,8 +31,9 @@ def cli() -> None:
     ap.add_argument("inputs", nargs="+")
     ap.add_argument("--csv")
     ap.add_argument("--failed")
+    ap.add_argument("--skipped", help="planning's skipped rows, added to --failed")
     a = ap.parse_args()
-    collect(a.inputs, a.output, a.csv, a.failed)
+    collect(a.inputs, a.output, a.csv, a.failed, a.skipped)
 
 
 run_entry(from_snakemake, cli, globals())

@@ -48,7 +48,10 @@ def test_missing_files_are_skipped_and_reported(run):
     assert list(skipped["obj"]) == [MISSING_OBJ, MISSING_OBJ]
     assert skipped["reason"].str.contains("file not found").all()
     failed = pd.read_csv(workdir / "results/failed.csv")
-    assert set(failed["obj"]) == {CORRUPT_OBJ}
+    assert set(failed["obj"]) == {CORRUPT_OBJ, MISSING_OBJ}
+    not_run = failed[failed["obj"] == MISSING_OBJ]
+    assert set(not_run["flag_names"]) == {"NOT_RUN"}
+    assert not_run["error"].str.contains("file not found").all()
 
 
 def test_batches_are_real_and_results_match_truth(run):
@@ -82,3 +85,11 @@ def test_rerun_is_a_no_op_and_appending_rows_runs_only_new_batches(run):
     assert len(changed) == 3, changed
     assert len(pd.read_csv(workdir / "results/summary.csv")) == len(table) - 2
     assert planned_jobs(workdir) == {}
+
+
+def test_report_has_summary_plots_timing_and_failures(run):
+    workdir, *_ = run
+    snakemake(workdir, "--report", "report.html")
+    html = (workdir / "report.html").read_text(errors="replace")
+    for item in ("summary.fits", "kiel.png", "timing.png", "failed.csv", "truth_vs_fit.png"):
+        assert item in html, item

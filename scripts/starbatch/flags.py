@@ -8,6 +8,7 @@ ANALYSIS_ERROR = 1 << 2
 GRID_EDGE = 1 << 3
 POOR_FIT = 1 << 4
 LOW_SNR = 1 << 5
+NOT_RUN = 1 << 6
 
 DESCRIPTIONS = {
     READ_ERROR: "READ_ERROR: file missing, unreadable or not a valid spectrum file",
@@ -16,10 +17,11 @@ DESCRIPTIONS = {
     GRID_EDGE: "GRID_EDGE: best fit at the edge of the model grid or training range",
     POOR_FIT: "POOR_FIT: reduced chi-square well above 1 (model does not describe the data)",
     LOW_SNR: "LOW_SNR: median S/N below the analysis threshold",
+    NOT_RUN: "NOT_RUN: spectrum file missing at planning (results/plan/skipped.csv)",
 }
 
 # Flags that mean "no result": the row's values are NaN.
-FAILED = READ_ERROR | BAD_DATA | ANALYSIS_ERROR
+FAILED = READ_ERROR | BAD_DATA | ANALYSIS_ERROR | NOT_RUN
 
 
 def describe(flag: int) -> str:

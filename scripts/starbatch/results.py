@@ -116,9 +116,22 @@ def write_table(table: Table, fits_path, csv_path=None) -> None:
         write_atomic(csv_path, lambda tmp: table.write(tmp, format="ascii.csv"))
 
 
-def failed_rows(table: Table) -> Table:
-    if not len(table):
-        return table
-    mask = (np.asarray(table["flag"]) & flags.FAILED) != 0
-    cols = [c for c in table.colnames if c not in ("time_s", "setup_share_s")]
-    return table[mask][cols]
+def failed_rows(table: Table, skipped_csv=None) -> Table:
+    """Every task that gave no result: flagged rows of the summary, plus the rows
+    planning left out because their file was missing (flag NOT_RUN), so one file
+    lists everything to fix."""
+    import pandas as pd
+
+    keep = [c for c in table.colnames if c not in ("time_s", "setup_share_s")]
+    failed = table[(np.asarray(table["flag"]) & flags.FAILED) != 0][keep] if len(table) else table
+    frame = failed.to_pandas() if len(failed) else pd.DataFrame(columns=keep)
+    if skipped_csv:
+        skipped = pd.read_csv(skipped_csv, dtype=str, keep_default_na=False)
+        if len(skipped):
+            skipped = skipped.rename(columns={"reason": "error"})
+            skipped["flag"] = flags.NOT_RUN
+            skipped["flag_names"] = flags.describe(flags.NOT_RUN)
+            frame = pd.concat([frame, skipped], ignore_index=True)
+    columns = [c for c in keep if c in frame.columns]
+    columns += [c for c in frame.columns if c not in columns]
+    return frame[columns]

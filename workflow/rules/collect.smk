@@ -32,7 +32,8 @@ rule collect_analysis:
 
 rule summary:
     input:
-        analysis_summaries,
+        tables=analysis_summaries,
+        skipped="results/plan/skipped.csv",
     output:
         fits=report(
             "results/summary.fits", caption="../report/summary.rst", category="Results"

@@ -169,15 +169,16 @@ def run_summary():
     from starbatch.rerun import count_rows
 
     failed = count_rows("results/failed.csv")
-    skipped = count_rows("results/plan/skipped.csv")
+    skipped = count_rows("results/plan/skipped.csv") or 0
     if failed is None:
         return
+    failed -= skipped  # failed.csv lists the skipped rows too (flag NOT_RUN)
     logger.info(
         f"starbatch: {failed} failed observation(s) (results/failed.csv), "
-        f"{skipped or 0} skipped for missing files (results/plan/skipped.csv)"
+        f"{skipped} not run for missing files (results/plan/skipped.csv)"
         + (
             "; after fixing, rerun them with: python scripts/rerun_failed.py"
-            if failed
+            if failed + skipped
             else ""
         )
     )

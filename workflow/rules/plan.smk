@@ -7,12 +7,10 @@ checkpoint plan:
         # update(): a failed re-plan (say, a typo in the table) restores the previous
         # plan instead of leaving none.
         manifest=update("results/plan/manifest.tsv"),
-        skipped=update(
-            report(
-                "results/plan/skipped.csv",
-                caption="../report/skipped.rst",
-                category="Failures",
-            )
+        skipped=report(
+            update("results/plan/skipped.csv"),
+            caption="../report/skipped.rst",
+            category="Failures",
         ),
     log:
         "logs/plan.log",
