@@ -7,11 +7,7 @@ checkpoint plan:
         # update(): a failed re-plan (say, a typo in the table) restores the previous
         # plan instead of leaving none.
         manifest=update("results/plan/manifest.tsv"),
-        skipped=report(
-            update("results/plan/skipped.csv"),
-            caption="../report/skipped.rst",
-            category="Failures",
-        ),
+        skipped=update("results/plan/skipped.csv"),
     log:
         "logs/plan.log",
     conda:
