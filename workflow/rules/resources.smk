@@ -26,6 +26,7 @@ localrules:
     summary,
     kiel,
     timing,
+    real_spectra_table,
 
 
 # Measured on the demo (gridfit ~0.2 s and ~600 MB per 100-star batch of the
@@ -43,6 +44,9 @@ BATCH_RESOURCES = {
         "threads": 2,
     },
 }
+# The apVisit variants cost what their apStar analysis does (plus a resampling).
+for _name in ("gridfit", "cannon", "apogeenet"):
+    BATCH_RESOURCES[f"{_name}_visit"] = BATCH_RESOURCES[_name]
 # An analysis not listed above (a new one) until its config says otherwise.
 FALLBACK_RESOURCES = {
     "mem_mb": 4000,

@@ -25,6 +25,9 @@ rule train_apogeenet:
     conda:
         CONDA_ENV
     threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
     params:
         kind="apogeenet",
     script:
@@ -45,6 +48,9 @@ rule train_cannon:
         "benchmarks/train/cannon-v1.tsv"
     conda:
         CONDA_ENV
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         kind="cannon",
     script:
