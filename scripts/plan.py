@@ -15,14 +15,12 @@ from starbatch.tasks import load_tasks
 log = logging.getLogger("starbatch")
 
 
-def check_schema(table, schema) -> None:
-    """snakemake.utils.validate on the table's distinct rows (our own validation,
+def check_schema(raw, schema) -> None:
+    """snakemake.utils.validate on the raw table's distinct rows (our own validation,
     which names line and column, has already checked every cell)."""
     from snakemake.utils import validate
 
-    from starbatch.tasks import read_csv_table
-
-    raw = read_csv_table(table).drop(columns=["source", "line"])
+    raw = raw.drop(columns=["source", "line"])
     # Per-observation identifiers would make every row distinct (our own validation
     # has checked each of them); the schema checks the rest.
     ids = [c for c in ("obj", "plate", "mjd", "fiber") if c in raw]
@@ -37,9 +35,8 @@ def plan(
     file a batch needs must already exist."""
     from starbatch.analyses import ANALYSES
 
-    tasks = load_tasks(table, specs, ANALYSES)
-    if schema and table:
-        check_schema(table, schema)
+    check = (lambda raw: check_schema(raw, schema)) if schema else None
+    tasks = load_tasks(table, specs, ANALYSES, check_csv=check)
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"SAS root {root} is not a directory (set sas_base_dir)")

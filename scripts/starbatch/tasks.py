@@ -8,7 +8,7 @@ with the file, line and column to fix (all of them at once, up to a limit).
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -339,17 +339,25 @@ def load_tasks(
     table: str | Path | None,
     specs: Iterable[str | Path] = (),
     registry: Mapping[str, type[Analysis]] | None = None,
+    check_csv: Callable[[pd.DataFrame], None] | None = None,
 ) -> TaskTable:
-    """Read the CSV table and any YAML batch-mode specs, validate, return tasks."""
+    """Read the CSV table and any YAML batch-mode specs, validate, return tasks.
+
+    ``check_csv`` is called with the raw CSV frame once it has validated (e.g. a
+    schema check), so a million-row table is read only once."""
     if registry is None:
         from .analyses import ANALYSES as registry
     frames = []
-    if table:
-        frames.append(read_csv_table(table))
+    csv = read_csv_table(table) if table else None
+    if csv is not None:
+        frames.append(csv)
     frames += [read_yaml_specs(s) for s in specs]
     frames = [f for f in frames if not f.empty]
     if not frames:
         names = ", ".join(str(f) for f in ([table] if table else []) + list(specs))
         raise TableError([f"no tasks: no data rows in {names or 'the (empty) task list'}"])
     raw = pd.concat(frames, ignore_index=True).fillna("")
-    return validate(raw, registry)
+    tasks = validate(raw, registry)
+    if check_csv is not None and csv is not None:
+        check_csv(csv)
+    return tasks
