@@ -17,12 +17,10 @@ shape (instrument response, stellar SED) out so that polynomial can stay low ord
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.polynomial import legendre
-
-from .spectrum import Spectrum
 
 # APOGEE detector coverage, vacuum Angstrom (blue, green, red); outside = chip gaps.
 CHIPS = ((15140.0, 15810.0), (15850.0, 16440.0), (16470.0, 16960.0))
@@ -110,9 +108,3 @@ def normalise(
         norm_flux = np.where(ok, flux / continuum, np.nan)
         norm_error = np.where(out_bad, np.inf, error / continuum)
     return Normalised(flux=norm_flux, error=norm_error, bad=out_bad, continuum=continuum)
-
-
-def normalise_spectrum(spectrum: Spectrum, **kwargs) -> Spectrum:
-    """The spectrum divided by its pseudo-continuum (same wavelength and meta)."""
-    n = normalise(spectrum.wavelength, spectrum.flux, spectrum.error, spectrum.bad, **kwargs)
-    return replace(spectrum, flux=n.flux, error=n.error, bad=n.bad, meta=dict(spectrum.meta))

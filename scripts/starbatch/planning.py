@@ -198,11 +198,3 @@ def write_plan(
         "plan_files_written": written,
         "plan_files_removed": removed,
     }
-
-
-def summarise_groups(plan: Plan) -> pd.DataFrame:
-    """Per batch: analysis, size, significant parameters (for the planning report)."""
-    g = plan.batches.groupby("batch", sort=False)
-    return pd.DataFrame(
-        {"analysis": g["analysis"].first(), "n_members": g.size(), "group": g["group"].first()}
-    )
