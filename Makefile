@@ -6,10 +6,12 @@ CORES ?= 2
 
 .PHONY: demo test lint clean
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+# The pinned requirements, then starbatch itself (editable: the checkout is the library).
+$(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 demo: $(BIN)/.installed
@@ -19,9 +21,10 @@ test: $(BIN)/.installed lint
 	$(BIN)/pytest -q
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check scripts tests
-	$(BIN)/ruff format --check scripts tests
+	$(BIN)/ruff check scripts tests bench
+	$(BIN)/ruff format --check scripts tests bench
 	$(BIN)/snakefmt --check workflow
+	$(BIN)/lint-imports
 	$(BIN)/snakemake --lint --cores 1
 
 clean:

@@ -7,17 +7,17 @@ import os
 import platform
 import resource
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pandas as pd
-import yaml
+
+from starbatch.offline.workflow import snakemake_command, write_config
+from starbatch.resources import EMULATOR
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
-sys.path.insert(0, str(REPO / "scripts"))
 
 STARS_PER_FIELD = 500  # SDSS fields hold hundreds of stars; also bounds directory sizes
 TABLE_COLUMNS = ["analysis", "release", "apred", "telescope", "field", "obj"]
@@ -51,11 +51,11 @@ def write_pool(directory: Path, n_files: int, seed: int = 1) -> list[Path]:
     """A few genuine synthetic apStar files (emulator spectra + noise) to link to."""
     import numpy as np
 
-    from starbatch.demo import demo_stars
-    from starbatch.emulator import Emulator
-    from starbatch.synthetic import make_synthetic_star, write_apstar
+    from starbatch.methods.emulator import Emulator
+    from starbatch.offline.demo import demo_stars
+    from starbatch.offline.synthetic import make_synthetic_star, write_apstar
 
-    emulator = Emulator.load(REPO / "resources/emulator/apstar-cannon.npz")
+    emulator = Emulator.load(EMULATOR)
     stars = demo_stars(n_files, seed, (40, 200))
     paths = []
     for i, star in enumerate(stars.itertuples(index=False)):
@@ -73,7 +73,7 @@ def write_pool(directory: Path, n_files: int, seed: int = 1) -> list[Path]:
 def link_tree(root: Path, stars: pd.DataFrame, pool: list[Path]) -> None:
     """Hard-link every star's apStar path (the real SDSS layout) to a pool file:
     100k files cost directory entries, not 100k x 500 kB."""
-    from starbatch.demo import apstar_relpath
+    from starbatch.offline.demo import apstar_relpath
 
     made = set()
     for i, (field, obj) in enumerate(zip(stars["field"], stars["obj"], strict=True)):
@@ -89,10 +89,10 @@ def fit_files(workdir: Path, root: Path, members: list[tuple[str, str]]) -> dict
     """gridfit on (obj, relpath) members in one process, as a batch does it: load the
     grid once (model files are relative to ``workdir``), then read and fit each file
     in chunks with the analysis's own code. Returns {obj: teff}."""
-    from starbatch.analyses import ANALYSES
-    from starbatch.analysis import Task
+    from starbatch.analyses.registry import BUILTIN
+    from starbatch.engine.analysis import Task
 
-    cls = ANALYSES["gridfit"]
+    cls = BUILTIN["gridfit"]
     params = {p.name: p.default for p in cls.all_parameters()}
     analysis = cls()
     cwd = os.getcwd()
@@ -115,7 +115,7 @@ def fit_files(workdir: Path, root: Path, members: list[tuple[str, str]]) -> dict
 # --- the workflow -------------------------------------------------------------------------
 
 
-def write_config(workdir: Path, sas_root: Path, **overrides) -> Path:
+def real_config(workdir: Path, sas_root: Path, **overrides) -> Path:
     """A real-data config (demo off) for ``workdir``; the table is config/observations.csv."""
     config = {
         "observations": "config/observations.csv",
@@ -129,26 +129,11 @@ def write_config(workdir: Path, sas_root: Path, **overrides) -> Path:
         "grids": {},
         "demo": {"enabled": False},
     }
-    config.update(overrides)
-    path = Path(workdir) / "config" / "config.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return write_config(workdir, {**config, **overrides})
 
 
 def snakemake_cmd(workdir: Path, cores: int, *args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(SNAKEFILE),
-        "--directory",
-        str(workdir),
-        "--cores",
-        str(cores),
-        *args,
-    ]
+    return snakemake_command(SNAKEFILE, workdir, *args, cores=cores)
 
 
 # --- measuring ---------------------------------------------------------------------------

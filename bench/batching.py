@@ -38,10 +38,10 @@ from _common import (
     link_tree,
     machine,
     print_table,
+    real_config,
     snakemake_cmd,
     star_names,
     task_table,
-    write_config,
     write_pool,
 )
 
@@ -67,7 +67,7 @@ def prepare(base: Path, n: int, cores: int) -> tuple[Path, pd.DataFrame, float]:
 
 def _workflow_dir(workdir: Path, root: Path, stars: pd.DataFrame, batch_size: int) -> None:
     shipped = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    write_config(
+    real_config(
         workdir,
         root,
         max_batch_size=batch_size,
@@ -107,7 +107,7 @@ def _fit_share(args) -> dict:
 
 
 def run_bare(base, name, root, stars, cores) -> tuple[float, dict]:
-    from starbatch.demo import apstar_relpath
+    from starbatch.offline.demo import apstar_relpath
 
     workdir = base / name
     _link_grid(base, workdir)

@@ -36,7 +36,7 @@ class FitObservation(luigi.Task):
         return targets if isinstance(self.obj, tuple) else targets[0]
 
     def run(self):
-        from starbatch.demo import apstar_relpath
+        from starbatch.offline.demo import apstar_relpath
 
         members = [(obj, apstar_relpath(field, obj)) for field, obj in self.members()]
         teff = fit_files(Path(self.workdir), Path(self.root), members)

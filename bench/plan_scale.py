@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import REPO, link_tree, machine, self_peak_mb, star_names, task_table, write_pool
+from _common import link_tree, machine, self_peak_mb, star_names, task_table, write_pool
 
 ANALYSES = ["gridfit", "snr"]
 BATCH_SIZES = {"gridfit": 100, "snr": 1000}  # the shipped config/config.yaml
@@ -40,14 +40,13 @@ def generate(workdir: Path, rows: int) -> tuple[Path, Path]:
 
 def measure(table: Path, root: Path, plan_dir: Path) -> dict:
     """The measured part (run in a child process): each planning phase, timed."""
-    sys.path.insert(0, str(REPO / "scripts"))
-    from starbatch.analyses import ANALYSES as registry
-    from starbatch.planning import make_plan, write_plan
-    from starbatch.tasks import load_tasks
+    from starbatch.analyses.registry import BUILTIN as registry
+    from starbatch.engine.planning import make_plan, write_plan
+    from starbatch.engine.tables import load_tasks
 
     figures = {"rss_before_mb": self_peak_mb()}
     t0 = time.perf_counter()
-    tasks = load_tasks(table, (), registry)
+    tasks = load_tasks(table, registry=registry)
     t1 = time.perf_counter()
     plan = make_plan(tasks, root, BATCH_SIZES)
     t2 = time.perf_counter()

@@ -26,10 +26,10 @@ from _common import (
     Measured,
     link_tree,
     machine,
+    real_config,
     snakemake_cmd,
     star_names,
     task_table,
-    write_config,
     write_pool,
 )
 
@@ -40,7 +40,7 @@ def generate(workdir: Path, n: int, batch_size: int, fanin: int) -> None:
     link_tree(root, stars, write_pool(workdir / "pool", 32))
     (workdir / "config").mkdir(parents=True, exist_ok=True)
     task_table(stars, ["snr"]).to_csv(workdir / "config/observations.csv", index=False)
-    write_config(
+    real_config(
         workdir,
         root,
         max_batch_size=batch_size,

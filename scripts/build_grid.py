@@ -7,9 +7,10 @@ CLI: python scripts/build_grid.py EMULATOR.npz OUT.npz --teff 3500 7000 250 \
 import argparse
 import logging
 
-from starbatch.emulator import Emulator
-from starbatch.entry import run_entry
-from starbatch.grid import GridSpec, build_grid, save_grid
+from starbatch.engine.entry import run_entry
+from starbatch.methods.emulator import Emulator
+from starbatch.methods.gridfit.grid import GridSpec, save_grid
+from starbatch.offline.grids import build_grid
 
 log = logging.getLogger("starbatch")
 

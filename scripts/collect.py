@@ -6,9 +6,9 @@ CLI: python scripts/collect.py OUT.fits [--csv OUT.csv] [--failed FAILED.csv \
 
 import argparse
 
-from starbatch.atomic import write_atomic
-from starbatch.entry import run_entry
-from starbatch.results import failed_rows, merge, write_table
+from starbatch.engine.atomic import write_atomic
+from starbatch.engine.entry import run_entry
+from starbatch.engine.results import failed_rows, merge, write_table
 
 
 def collect(inputs, fits_out, csv_out=None, failed_csv=None, skipped_csv=None) -> None:
@@ -20,9 +20,10 @@ def collect(inputs, fits_out, csv_out=None, failed_csv=None, skipped_csv=None) -
 
 
 def from_snakemake(smk) -> None:
-    tables = smk.input.get("tables", smk.input)
-    failed = smk.output.get("failed")
-    collect(tables, smk.output.fits, smk.output.get("csv"), failed, smk.input.get("skipped"))
+    # Each stage names what it writes: a part (fits), a summary (+csv), the global one
+    # (+failed, from the skipped rows too).
+    out = smk.output
+    collect(smk.input.tables, out.fits, out.get("csv"), out.get("failed"), smk.input.get("skipped"))
 
 
 def cli() -> None:

@@ -1,23 +1,20 @@
 """Derive the committed apStar-grid emulator from Doppler's cool-star Cannon model.
 
 Usage: python scripts/derive_emulator.py SRC.npz OUT.npz [--resolution 22500]
-(see resources/emulator/README.md for the exact command used).
+(see scripts/starbatch/resources/emulator/README.md for the exact command used).
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from starbatch.emulator_derive import (  # noqa: E402
+from starbatch.engine.atomic import save_npz
+from starbatch.offline.emulator_derive import (
     APOGEE_RESOLUTION,
     as_float32,
     derive,
     float32_flux_error,
-    save_npz,
 )
 
 

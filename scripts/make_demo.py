@@ -8,17 +8,17 @@ import argparse
 import logging
 from pathlib import Path
 
-from starbatch.atomic import write_atomic
-from starbatch.emulator import Emulator
-from starbatch.entry import run_entry
+from starbatch.engine.atomic import write_atomic
+from starbatch.engine.entry import run_entry
+from starbatch.methods.emulator import Emulator
+from starbatch.resources import EMULATOR
 
 log = logging.getLogger("starbatch")
-REAL_ROOT = Path("resources/real/sas")
-EMULATOR = Path("resources/emulator/apstar-cannon.npz")
+REAL_ROOT = Path(__file__).resolve().parents[1] / "resources/real/sas"
 
 
 def make(root, truth_csv, n_stars, seed, snr, emulator=EMULATOR, real_root=REAL_ROOT) -> None:
-    from starbatch.demo import demo_stars, write_demo
+    from starbatch.offline.demo import demo_stars, write_demo
 
     stars = demo_stars(n_stars, seed, snr)
     log.info("writing %d synthetic apStar files under %s", len(stars), root)
@@ -27,7 +27,7 @@ def make(root, truth_csv, n_stars, seed, snr, emulator=EMULATOR, real_root=REAL_
 
 
 def table(output, n_stars, seed, snr) -> None:
-    from starbatch.demo import demo_stars, demo_table
+    from starbatch.offline.demo import demo_stars, demo_table
 
     rows = demo_table(demo_stars(n_stars, seed, snr))
     write_atomic(output, lambda tmp: rows.to_csv(tmp, index=False))

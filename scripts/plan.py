@@ -5,14 +5,11 @@ CLI: python scripts/plan.py --table config/observations.csv --root $SAS_BASE_DIR
 """
 
 import argparse
-import logging
 from pathlib import Path
 
-from starbatch.entry import run_entry
-from starbatch.planning import check_model_files, make_plan, write_plan
-from starbatch.tasks import load_tasks
-
-log = logging.getLogger("starbatch")
+from starbatch.analyses.registry import load_registry
+from starbatch.engine.entry import run_entry
+from starbatch.engine.planning import plan
 
 
 def check_schema(raw, schema) -> None:
@@ -28,37 +25,8 @@ def check_schema(raw, schema) -> None:
     validate(distinct.reset_index(drop=True), schema)
 
 
-def plan(
-    table, specs, root, plan_dir, manifest, skipped, max_batch_size, schema=None, buildable=None
-) -> dict:
-    """``buildable``: model files the workflow can make; if given, every other model
-    file a batch needs must already exist."""
-    from starbatch.analyses import ANALYSES
-
-    check = (lambda raw: check_schema(raw, schema)) if schema else None
-    tasks = load_tasks(table, specs, ANALYSES, check_csv=check)
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"SAS root {root} is not a directory (set sas_base_dir)")
-    result = make_plan(tasks, root, max_batch_size)
-    if buildable is not None:
-        check_model_files(result, ANALYSES, buildable)
-    stats = write_plan(result, Path(plan_dir), Path(manifest), Path(skipped), ANALYSES)
-    log.info(
-        "planned %d task(s) into %d batch(es); %d plan file(s) written, %d removed",
-        stats["tasks"] - stats["skipped"],
-        stats["batches"],
-        stats["plan_files_written"],
-        stats["plan_files_removed"],
-    )
-    if stats["skipped"]:
-        log.warning(
-            "skipped %d task(s) whose spectrum file is missing: see %s", stats["skipped"], skipped
-        )
-    return stats
-
-
 def from_snakemake(smk) -> None:
+    schema = smk.params.schema
     plan(
         smk.input.table,
         list(smk.input.specs),
@@ -67,8 +35,9 @@ def from_snakemake(smk) -> None:
         smk.output.manifest,
         smk.output.skipped,
         dict(smk.params.max_batch_size),
-        smk.params.schema,
-        list(smk.params.buildable),
+        load_registry(smk.params.analysis_modules),
+        check_csv=lambda raw: check_schema(raw, schema),
+        buildable=list(smk.params.buildable),
     )
 
 
@@ -79,6 +48,7 @@ def cli() -> None:
     ap.add_argument("--root", required=True, help="SAS root (SAS_BASE_DIR)")
     ap.add_argument("--plan-dir", default="results/plan")
     ap.add_argument("--max-batch-size", type=int, default=100)
+    ap.add_argument("--analysis-module", action="append", default=[], help="a user's analyses")
     a = ap.parse_args()
     plan_dir = Path(a.plan_dir)
     plan(
@@ -89,6 +59,7 @@ def cli() -> None:
         plan_dir / "manifest.tsv",
         plan_dir / "skipped.csv",
         a.max_batch_size,
+        load_registry(a.analysis_module),
     )
 
 

@@ -5,8 +5,8 @@ CLI: python scripts/plot_kiel.py results/summary.fits results/plots/kiel.png
 
 import argparse
 
-from starbatch.entry import run_entry
-from starbatch.plots import kiel_diagram
+from starbatch.engine.entry import run_entry
+from starbatch.report.plots import kiel_diagram
 
 
 def from_snakemake(smk) -> None:

@@ -5,8 +5,8 @@ CLI: python scripts/plot_timing.py results/summary.fits results/plots/timing.png
 
 import argparse
 
-from starbatch.entry import run_entry
-from starbatch.plots import batch_timing
+from starbatch.engine.entry import run_entry
+from starbatch.report.plots import batch_timing
 
 
 def from_snakemake(smk) -> None:

@@ -5,8 +5,8 @@ CLI: python scripts/plot_truth.py resources/demo/truth.csv results/summary.fits 
 
 import argparse
 
-from starbatch.entry import run_entry
-from starbatch.plots import truth_vs_fit
+from starbatch.engine.entry import run_entry
+from starbatch.report.plots import truth_vs_fit
 
 
 def from_snakemake(smk) -> None:

@@ -10,8 +10,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from starbatch.benchmark import format_real, real_results
-from starbatch.entry import run_entry
+from starbatch.engine.entry import run_entry
+from starbatch.offline.evaluation import format_real, real_results
 
 log = logging.getLogger("starbatch")
 

@@ -10,7 +10,7 @@ have appeared since are picked up (only batches whose members change rerun).
 import subprocess
 import sys
 
-from starbatch.rerun import rerun_targets
+from starbatch.engine.rerun import rerun_targets
 
 
 def main(argv: list[str]) -> int:

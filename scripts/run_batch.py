@@ -6,8 +6,9 @@ CLI: python scripts/run_batch.py results/plan/batches/BATCH.json --root $SAS_BAS
 
 import argparse
 
-from starbatch.entry import run_entry
-from starbatch.runner import read_plan, run_batch
+from starbatch.analyses.registry import load_registry
+from starbatch.engine.entry import run_entry
+from starbatch.engine.runner import read_plan, run_batch
 
 
 def from_snakemake(smk) -> None:
@@ -15,6 +16,7 @@ def from_snakemake(smk) -> None:
         read_plan(smk.input.plan),
         smk.params.root,
         smk.output[0],
+        load_registry(smk.params.analysis_modules),
         max_failed_fraction=smk.params.max_failed_fraction,
         progress_seconds=smk.params.progress_seconds,
     )
@@ -27,11 +29,13 @@ def cli() -> None:
     ap.add_argument("--output", required=True)
     ap.add_argument("--max-failed-fraction", type=float, default=0.5)
     ap.add_argument("--progress-seconds", type=float, default=30.0)
+    ap.add_argument("--analysis-module", action="append", default=[], help="a user's analyses")
     a = ap.parse_args()
     run_batch(
         read_plan(a.plan),
         a.root,
         a.output,
+        load_registry(a.analysis_module),
         max_failed_fraction=a.max_failed_fraction,
         progress_seconds=a.progress_seconds,
     )

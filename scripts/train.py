@@ -3,15 +3,15 @@ emulator (Snakemake `script:` or CLI).
 
 CLI: python scripts/train.py apogeenet resources/models/apogeenet-v1.train.json \
          resources/models/apogeenet-v1.pt resources/models/apogeenet-v1.scores.json \
-         [--emulator resources/emulator/apstar-cannon.npz]
+         [--emulator EMULATOR.npz]
      (cannon likewise, with resources/models/cannon-v1.{train.json,npz,scores.json})
 """
 
 import argparse
 import logging
-from pathlib import Path
 
-from starbatch.entry import run_entry
+from starbatch.engine.entry import run_entry
+from starbatch.resources import EMULATOR
 
 log = logging.getLogger("starbatch")
 KINDS = ("apogeenet", "cannon")
@@ -19,9 +19,9 @@ KINDS = ("apogeenet", "cannon")
 
 def trainer(kind: str):
     if kind == "apogeenet":
-        from starbatch.nn import train_and_save
+        from starbatch.offline.train_apogeenet import train_and_save
     elif kind == "cannon":
-        from starbatch.cannon_model import train_and_save
+        from starbatch.offline.train_cannon import train_and_save
     else:
         raise ValueError(f"unknown model kind {kind!r}; known: {', '.join(KINDS)}")
     return train_and_save
@@ -50,8 +50,7 @@ def cli() -> None:
     ap.add_argument("config", help="training config JSON")
     ap.add_argument("model", help="output model file")
     ap.add_argument("scores", help="output validation scores JSON")
-    repo = Path(__file__).resolve().parents[1]
-    ap.add_argument("--emulator", default=str(repo / "resources/emulator/apstar-cannon.npz"))
+    ap.add_argument("--emulator", default=str(EMULATOR))
     a = ap.parse_args()
     main(a.kind, a.config, a.emulator, a.model, a.scores)
 

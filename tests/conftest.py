@@ -1,11 +1,10 @@
-from pathlib import Path
-
 import pytest
 
-from starbatch.analysis import Analysis, Column
-from starbatch.emulator import Emulator
-from starbatch.params import Parameter
-from starbatch.products import APSTAR
+from starbatch.engine.analysis import Analysis, Column
+from starbatch.engine.params import Parameter
+from starbatch.methods.emulator import Emulator
+from starbatch.resources import EMULATOR
+from starbatch.sdss.products import APSTAR
 
 
 class MyAnalysisTask(Analysis):
@@ -31,12 +30,9 @@ class MyAnalysisTask(Analysis):
 
 @pytest.fixture
 def registry():
-    from starbatch.analyses import ANALYSES
+    from starbatch.analyses.registry import BUILTIN
 
-    return {**ANALYSES, MyAnalysisTask.name: MyAnalysisTask}
-
-
-EMULATOR = Path(__file__).resolve().parents[1] / "resources" / "emulator" / "apstar-cannon.npz"
+    return {**BUILTIN, MyAnalysisTask.name: MyAnalysisTask}
 
 
 @pytest.fixture(scope="session")

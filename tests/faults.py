@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from smk import snakemake, snakemake_cmd, tiny_config
-from starbatch.demo import TEST_ANALYSES, demo_stars, demo_table
-from starbatch.results import read_table
+from starbatch.engine.results import read_table
+from starbatch.offline.demo import TEST_ANALYSES, demo_stars, demo_table
 
 N_STARS = 12
 # 12 synthetic + 2 real + 1 corrupt star per analysis (the missing one is skipped):

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
-import yaml
+from starbatch.offline.workflow import snakemake_command, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
-sys.path.insert(0, str(REPO / "scripts"))
 
 TINY_GRID = {"teff": [4000, 5500, 500], "logg": [1.0, 4.0, 1.0], "feh": [-1.0, 0.0, 0.5]}
 
@@ -29,15 +27,13 @@ def tiny_config(workdir: Path, n_stars: int = 10, **overrides) -> dict:
         "demo": {"enabled": True, "n_stars": n_stars, "seed": 7, "snr": [60, 120]},
     }
     config.update(overrides)
-    (workdir / "config").mkdir(parents=True, exist_ok=True)
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    write_config(workdir, config)
     return config
 
 
 def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
     """The command line that runs the repository's workflow in ``workdir``."""
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(workdir)]
-    return [*cmd, "--cores", "2", *args]
+    return snakemake_command(SNAKEFILE, workdir, *args)
 
 
 def snakemake(

@@ -8,14 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from smk import REPO, snakemake, tiny_config
-from starbatch import flags, nn
-from starbatch.analyses import ANALYSES
+from smk import snakemake, tiny_config
 from starbatch.analyses.apogeenet import ApogeeNet
-from starbatch.benchmark import default_params, estimates, make_tasks, run
-from starbatch.training_set import make_random_set
+from starbatch.analyses.registry import BUILTIN
+from starbatch.engine import flags
+from starbatch.methods.apogeenet import network as nn
+from starbatch.offline import train_apogeenet
+from starbatch.offline.evaluation import default_params, estimates, make_tasks, run
+from starbatch.offline.training_set import make_random_set
+from starbatch.resources import MODELS
 
-WEIGHTS = REPO / "resources/models/apogeenet-v1.pt"
+WEIGHTS = MODELS / "apogeenet-v1.pt"
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +57,8 @@ def test_committed_weights_load_with_weights_only_and_are_small(model):
     assert WEIGHTS.stat().st_size < 3_000_000
     payload = torch.load(WEIGHTS, weights_only=True)  # raises if anything is pickled
     assert payload["format"] == nn.FORMAT
-    scores = json.loads((REPO / "resources/models/apogeenet-v1.scores.json").read_text())
-    train_cfg = json.loads((REPO / "resources/models/apogeenet-v1.train.json").read_text())
+    scores = json.loads((MODELS / "apogeenet-v1.scores.json").read_text())
+    train_cfg = json.loads((MODELS / "apogeenet-v1.train.json").read_text())
     # The weights were made by exactly the committed training config.
     assert {k: model.meta["config"][k] for k in train_cfg} == train_cfg
     assert scores["config"] == model.meta["config"]
@@ -94,7 +97,7 @@ def test_analysis_is_vectorised_and_batch_independent(emulator):
 
 
 def test_parameters_and_model_path():
-    cls = ANALYSES["apogeenet"]
+    cls = BUILTIN["apogeenet"]
     assert cls.significant_names() == ("apstar_row", "model", "n_draws")  # device is not
     path = cls.model_files({"model": "v1"})[0]
     assert path == str(WEIGHTS) and WEIGHTS.is_absolute()
@@ -112,7 +115,7 @@ def test_training_is_reproducible_to_the_byte(emulator, tmp_path):
     cfg = {"n_train": 24, "epochs": 1, "n_valid": 4, "valid_snr": [50], "batch_size": 8}
     results = []
     for name in ("a.pt", "sub/b.pt"):
-        net, meta, scores = nn.train(emulator, cfg)
+        net, meta, scores = train_apogeenet.train(emulator, cfg)
         nn.save_model(tmp_path / name, net, meta)
         results.append(scores["by_snr"])
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "sub/b.pt").read_bytes()

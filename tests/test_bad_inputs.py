@@ -24,15 +24,16 @@ from astropy.io import fits
 
 from faults import copy_run, digests, finished_run, run_snakemake
 from smk import REPO, TINY_GRID
-from starbatch import flags
-from starbatch.demo import apstar_relpath
-from starbatch.emulator import Emulator
-from starbatch.grid import GridSpec, build_grid, save_grid
-from starbatch.results import read_table
-from starbatch.synthetic import make_synthetic_star, write_apstar
+from starbatch.engine import flags
+from starbatch.engine.results import read_table
+from starbatch.methods.emulator import Emulator
+from starbatch.methods.gridfit.grid import GridSpec, save_grid
+from starbatch.offline.demo import apstar_relpath
+from starbatch.offline.grids import build_grid
+from starbatch.offline.synthetic import make_synthetic_star, write_apstar
+from starbatch.resources import EMULATOR
 
 SCRIPTS = REPO / "scripts"
-EMULATOR = REPO / "resources/emulator/apstar-cannon.npz"
 REAL = REPO / "resources/real/sas"
 REAL_STAR = ("000+02", "2M17335483-2753043")
 

@@ -7,15 +7,17 @@ import zipfile
 import numpy as np
 import pytest
 
-from smk import REPO, snakemake, tiny_config
-from starbatch import cannon_model as cm
-from starbatch import flags
+from smk import snakemake, tiny_config
 from starbatch.analyses.cannon import Cannon
-from starbatch.benchmark import default_params, estimates, make_tasks, run
-from starbatch.prepare import Prepared
-from starbatch.training_set import make_random_set
+from starbatch.engine import flags
+from starbatch.methods.cannon import model as cm
+from starbatch.methods.normalise import Prepared
+from starbatch.offline import train_cannon
+from starbatch.offline.evaluation import default_params, estimates, make_tasks, run
+from starbatch.offline.training_set import make_random_set
+from starbatch.resources import MODELS
 
-MODEL = REPO / "resources/models/cannon-v1.npz"
+MODEL = MODELS / "cannon-v1.npz"
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,7 @@ def test_training_recovers_a_known_model_and_its_scatter():
     labels = np.column_stack(
         [rng.uniform(3800, 5200, n), rng.uniform(0.5, 3.5, n), rng.uniform(-1.5, 0.4, n)]
     )
-    truth = cm.train(labels, np.zeros((n, npix)), np.ones((n, npix)), np.ones(npix, bool))
+    truth = train_cannon.train(labels, np.zeros((n, npix)), np.ones((n, npix)), np.ones(npix, bool))
     truth.theta = rng.normal(0, 0.05, (npix, cm.NTERMS))
     truth.theta[:, 0] += 0.8
     s_true = np.where(np.arange(npix) % 2 == 0, 0.0, 0.02)
@@ -49,7 +51,7 @@ def test_training_recovers_a_known_model_and_its_scatter():
     ivar = np.full((n, npix), sigma**-2)
     ivar[rng.random((n, npix)) < 0.05] = 0  # bad pixels carry no weight
     flux[ivar == 0] = 1e3
-    fitted = cm.train(labels, flux, ivar, np.ones(npix, bool))
+    fitted = train_cannon.train(labels, flux, ivar, np.ones(npix, bool))
     # Prediction error expected ~ noise x sqrt(terms / spectra) ~ 1e-3.
     rms = np.sqrt(np.mean((fitted.flux(labels) - truth.flux(labels)) ** 2))
     assert rms < 2e-3, rms
@@ -83,7 +85,7 @@ def test_model_file_is_plain_arrays_and_small(model):
         assert d["theta"].shape == (8575, cm.NTERMS)
     with zipfile.ZipFile(MODEL) as zf:
         assert all(i.date_time == (1980, 1, 1, 0, 0, 0) for i in zf.infolist())
-    train_cfg = json.loads((REPO / "resources/models/cannon-v1.train.json").read_text())
+    train_cfg = json.loads((MODELS / "cannon-v1.train.json").read_text())
     assert {k: model.config[k] for k in train_cfg} == train_cfg
 
 
@@ -122,7 +124,7 @@ def test_single_and_chunked_results_are_identical(emulator):
 def test_training_is_reproducible_bytes(emulator, tmp_path):
     cfg = {"n_train": 80, "n_valid": 5, "valid_snr": [50]}
     for name in ("a", "b"):
-        model, _ = cm.train_from_emulator(emulator, cfg)
+        model, _ = train_cannon.train_from_emulator(emulator, cfg)
         model.save(tmp_path / f"{name}.npz")
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
 

@@ -3,16 +3,16 @@
 import numpy as np
 import pytest
 
-from conftest import EMULATOR
-from starbatch.emulator_derive import (
+from starbatch.engine.atomic import save_npz
+from starbatch.offline.emulator_derive import (
     FWHM_TO_SIGMA,
     air_to_vacuum,
     as_float32,
     float32_flux_error,
-    save_npz,
     smooth_and_resample,
 )
-from starbatch.spectrum import apstar_wavelength
+from starbatch.resources import EMULATOR
+from starbatch.sdss.spectrum import apstar_wavelength
 
 
 def test_file_contents():

@@ -1,14 +1,14 @@
 import numpy as np
 import pytest
 
-from starbatch.grid import (
+from starbatch.methods.gridfit.grid import (
     DEMO_GRID,
     GridSpec,
-    build_grid,
     in_trained_region,
     load_grid,
     save_grid,
 )
+from starbatch.offline.grids import build_grid
 
 # Small, and crossing the hot-giant hole (Teff > 5500 K, logg < 3.5) so invalid nodes occur.
 SPEC = GridSpec(teff=(5000, 6000, 500), logg=(2.5, 4.5, 1.0), feh=(-1.0, 0.0, 0.5))

@@ -1,12 +1,13 @@
 import numpy as np
 import pytest
 
-from starbatch import gridfit
-from starbatch.continuum import chip_of, normalise
-from starbatch.grid import GridSpec, build_grid
-from starbatch.readers import bad_pixels
-from starbatch.spectrum import Spectrum
-from starbatch.synthetic import make_synthetic_star
+from starbatch.methods.continuum import chip_of, normalise
+from starbatch.methods.gridfit import fit as gridfit
+from starbatch.methods.gridfit.grid import GridSpec
+from starbatch.offline.grids import build_grid
+from starbatch.offline.synthetic import make_synthetic_star
+from starbatch.sdss.readers import bad_pixels
+from starbatch.sdss.spectrum import Spectrum
 
 # 558 valid nodes (~19 MB); the corner Teff > 5500 K, logg < 3.5 is untrained (NaN nodes).
 SPEC = GridSpec(teff=(4000, 6000, 250), logg=(1.0, 4.5, 0.5), feh=(-1.5, 0.5, 0.25))
@@ -54,7 +55,7 @@ def test_noiseless_off_grid_labels_recovered(emulator, grid):
 
 @pytest.mark.parametrize(
     "snr, tol",
-    # Tolerances ~4x the scatter measured at that S/N (scripts/gridfit_accuracy.py).
+    # Tolerances ~4x the scatter measured at that S/N (scripts/evaluate_accuracy.py).
     [(50, (50.0, 0.1, 0.05)), (100, (30.0, 0.06, 0.03))],
 )
 def test_noisy_synthetic_recovered(emulator, grid, snr, tol):

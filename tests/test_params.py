@@ -1,6 +1,6 @@
 import pytest
 
-from starbatch.params import Parameter, canonical
+from starbatch.engine.params import Parameter, canonical
 
 
 def test_float_parameter_normalises_int_spelling():

@@ -3,8 +3,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from starbatch.planning import assign_batches, make_plan, write_plan
-from starbatch.tasks import TableError, expand_spec, load_tasks, validate
+from starbatch.engine.planning import assign_batches, make_plan, write_plan
+from starbatch.engine.tables import TableError, expand_spec, load_tasks, validate
 
 HEADER = "analysis,telescope,field,obj,a,order,verbose\n"
 WORKED_EXAMPLE = (
@@ -201,7 +201,7 @@ def test_plan_skips_missing_files_and_rewrites_only_changed_plans(tmp_path, regi
 
 
 def test_mixed_products_keep_integer_keys(tmp_path, registry):
-    from starbatch.planning import Plan, batch_documents
+    from starbatch.engine.planning import Plan, batch_documents
 
     text = (
         "analysis,apred,telescope,field,obj,plate,mjd,fiber\n"

@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from starbatch.manifest import format_manifest, manifest_analyses, manifest_batches
-from starbatch.planning import Plan, _jsonable, assign_batches, batch_documents
-from starbatch.products import APSTAR, APVISIT
-from starbatch.tasks import _parse_key_columns, _parse_key_combos
+from starbatch.engine.manifest import format_manifest, manifest_analyses, manifest_batches
+from starbatch.engine.planning import Plan, _jsonable, assign_batches, batch_documents
+from starbatch.engine.tables import _parse_key_columns, _parse_key_combos
+from starbatch.sdss.products import APSTAR, APVISIT
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,7 +84,7 @@ def reference_documents(plan, registry):
 
 
 def test_batch_documents_equal_the_per_row_version(tmp_path, registry):
-    from starbatch.tasks import load_tasks
+    from starbatch.engine.tables import load_tasks
 
     lines = ["analysis,telescope,field,obj,plate,mjd,fiber,min_snr,max_chi2_red"]
     for i in range(7):

@@ -1,6 +1,7 @@
 import pytest
 
-from starbatch.products import APSTAR, APVISIT, ObservationKeyError
+from starbatch.engine.identifiers import ObservationKeyError
+from starbatch.sdss.products import APSTAR, APVISIT
 
 
 def test_apstar_path_follows_dr17_template():
@@ -58,3 +59,16 @@ def test_unknown_telescope_without_prefix_asks_for_prefix():
         APSTAR.parse_keys({"telescope": "xyz", "field": "f", "obj": "o"})
     keys = APSTAR.parse_keys({"telescope": "xyz", "field": "f", "obj": "o", "prefix": "ap"})
     assert keys["prefix"] == "ap"
+
+
+def test_the_table_schema_uses_the_engines_identifier_pattern():
+    from pathlib import Path
+
+    import yaml
+
+    from starbatch.engine.identifiers import IDENTIFIER_PATTERN
+
+    path = Path(__file__).resolve().parents[1] / "workflow/schemas/observations.schema.yaml"
+    defs = yaml.safe_load(path.read_text())["$defs"]
+    assert defs["identifier"]["pattern"] == f"^{IDENTIFIER_PATTERN}$"
+    assert defs["identifier_or_blank"]["pattern"] == f"^({IDENTIFIER_PATTERN})?$"

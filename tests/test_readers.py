@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from starbatch.readers import (
+from starbatch.sdss.readers import (
     BAD_PIXEL_MASK,
     PIXMASK_BITS,
     SpectrumError,
@@ -15,7 +15,7 @@ from starbatch.readers import (
     read_apstar,
     read_apvisit,
 )
-from starbatch.spectrum import Spectrum, apstar_wavelength
+from starbatch.sdss.spectrum import Spectrum, apstar_wavelength
 
 REDUX = Path(__file__).resolve().parents[1] / "resources/real/sas/dr17/apogee/spectro/redux"
 GIANT = REDUX / "dr17/stars/apo25m/000+02/apStar-dr17-2M17335483-2753043.fits"

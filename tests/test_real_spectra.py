@@ -6,15 +6,17 @@ import pandas as pd
 import pytest
 
 from smk import REPO, snakemake, tiny_config
-from starbatch import flags
-from starbatch.analyses import ANALYSES
-from starbatch.benchmark import default_params
-from starbatch.emulator import Emulator
-from starbatch.grid import DEMO_GRID, build_grid
-from starbatch.prepare import visit_to_apstar
-from starbatch.readers import read_apstar, read_apvisit
-from starbatch.results import read_table
-from starbatch.runner import Task
+from starbatch.analyses.registry import BUILTIN
+from starbatch.engine import flags
+from starbatch.engine.analysis import Task
+from starbatch.engine.results import read_table
+from starbatch.methods.emulator import Emulator
+from starbatch.methods.gridfit.grid import DEMO_GRID
+from starbatch.methods.resample import visit_to_apstar
+from starbatch.offline.evaluation import default_params
+from starbatch.offline.grids import build_grid
+from starbatch.resources import EMULATOR
+from starbatch.sdss.readers import read_apstar, read_apvisit
 
 SAS = REPO / "resources/real/sas"
 REDUX = SAS / "dr17/apogee/spectro/redux"
@@ -55,14 +57,14 @@ def spectra():
 @pytest.fixture(scope="module")
 def direct(spectra, tmp_path_factory):
     """{(analysis, obj): result} from each analysis's own load/analyse_many."""
-    from starbatch.grid import save_grid
+    from starbatch.methods.gridfit.grid import save_grid
 
     grids = tmp_path_factory.mktemp("grids")
-    save_grid(grids / "demo.npz", build_grid(Emulator.load(REPO / EMULATOR_REL), DEMO_GRID))
+    save_grid(grids / "demo.npz", build_grid(Emulator.load(EMULATOR), DEMO_GRID))
     out = {}
     for base in ("gridfit", "apogeenet", "cannon"):
         for suffix, objs in (("", list(spectra)[:2]), ("_visit", list(spectra)[2:])):
-            cls = ANALYSES[base + suffix]
+            cls = BUILTIN[base + suffix]
             analysis = cls()
             params = default_params(cls)
             if base == "gridfit":
@@ -78,11 +80,8 @@ def direct(spectra, tmp_path_factory):
     return out
 
 
-EMULATOR_REL = "resources/emulator/apstar-cannon.npz"
-
-
 def _load_grid(path):
-    from starbatch.grid import load_grid
+    from starbatch.methods.gridfit.grid import load_grid
 
     return load_grid(path)
 
@@ -105,7 +104,7 @@ def test_real_spectra_give_plausible_labels(direct, analysis, obj):
 def test_visit_rest_frame_shift_uses_vrad(spectra):
     """Cross-correlating the resampled visit with a model spectrum peaks at 0 km/s when
     shifted by VRAD; the opposite sign would leave it at 2 x VRAD."""
-    emulator = Emulator.load(REPO / EMULATOR_REL)
+    emulator = Emulator.load(EMULATOR)
     visit = spectra["2M00242666+5341178"]
     template = emulator.flux([4600.0, 2.4, 0.0])
     lags = np.arange(-30, 31)  # apStar pixels: 1 pixel = 4.14 km/s

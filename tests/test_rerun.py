@@ -1,4 +1,4 @@
-from starbatch.rerun import rerun_targets
+from starbatch.engine.rerun import rerun_targets
 
 
 def test_targets_are_failed_batches_once_each_and_plan_when_rows_were_skipped(tmp_path):

@@ -178,7 +178,7 @@ def test_hostile_table_value_is_rejected_naming_the_column(tmp_path, column, val
 
 def test_a_pickled_model_file_is_refused_without_running_its_code(tmp_path):
     """A grid .npz holding a pickled object whose unpickling would create a file."""
-    from starbatch.grid import load_grid
+    from starbatch.methods.gridfit.grid import load_grid
 
     marker = tmp_path / "pwned"
 
@@ -205,7 +205,7 @@ def test_a_pickled_batch_plan_is_not_code(tmp_path):
     """Batch plans are JSON read with json.load: a pickle in their place is just bad JSON."""
     import pickle  # only to make the hostile file
 
-    from starbatch.runner import read_plan
+    from starbatch.engine.runner import read_plan
 
     marker = tmp_path / "pwned"
 

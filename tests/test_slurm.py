@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from smk import REPO, snakemake, tiny_config
-from starbatch.demo import TEST_ANALYSES, demo_stars, demo_table
-from starbatch.results import read_table
+from starbatch.engine.results import read_table
+from starbatch.offline.demo import TEST_ANALYSES, demo_stars, demo_table
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -54,7 +54,7 @@ def slurm(tmp_path_factory):
         subprocess.run([str(SCRIPTS / "stop.sh"), str(state)], timeout=120)
 
 
-# Per-analysis memory from the config (workflow/rules/resources.smk): small, so
+# Per-analysis memory from the config (Analysis.resources, workflow/rules/resources.smk): small, so
 # a packed group fits a small CI machine, and distinct, to see it reach sbatch.
 MEM_MB = {"gridfit": 1000, "snr": 500}
 

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from starbatch.readers import BAD_PIXEL_MASK, check_apstar_grid, read_apstar
-from starbatch.synthetic import (
+from starbatch.offline.synthetic import (
     CHIP_GAPS,
     LABEL_MAX,
     LABEL_MIN,
@@ -18,6 +17,7 @@ from starbatch.synthetic import (
     rgb_logg,
     write_apstar,
 )
+from starbatch.sdss.readers import BAD_PIXEL_MASK, check_apstar_grid, read_apstar
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT / "resources/real/sas/dr17/apogee/spectro/redux/dr17/stars/apo25m"

@@ -1,13 +1,18 @@
 """End-to-end: the real Snakemake workflow on real-format files in a temp dir."""
 
+import base64
+import io
+import json
+
+import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
 
 from smk import planned_jobs, snakemake, tiny_config
-from starbatch import flags
-from starbatch.demo import CORRUPT_OBJ, MISSING_OBJ, TEST_ANALYSES, demo_stars, demo_table
-from starbatch.results import read_table
+from starbatch.engine import flags
+from starbatch.engine.results import read_table
+from starbatch.offline.demo import CORRUPT_OBJ, MISSING_OBJ, TEST_ANALYSES, demo_stars, demo_table
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +44,18 @@ def test_full_run_writes_summary_with_units_and_flags(run):
     assert len(good) == len(gridfit) - 1 and np.all(np.isfinite(good["teff"]))
     csv = pd.read_csv(workdir / "results/summary.csv")
     assert len(csv) == len(summary)
-    assert (workdir / "results/plots/kiel.png").stat().st_size > 10_000
+    for plot in ("kiel", "timing", "truth_vs_fit"):
+        assert_drawn(workdir / f"results/plots/{plot}.png")
+
+
+def assert_drawn(png) -> None:
+    """The picture shows data, not only axes: plotted points and bars are coloured,
+    while an empty figure holds only black, white and grey (text, frames)."""
+    data = png.read_bytes() if hasattr(png, "read_bytes") else png
+    rgb = matplotlib.image.imread(io.BytesIO(data), format="png")[..., :3]
+    colourful = (rgb.max(axis=-1) - rgb.min(axis=-1)) > 0.25
+    assert rgb.shape[0] > 200 and rgb.shape[1] > 200
+    assert colourful.sum() > 50, f"{png}: only {colourful.sum()} coloured pixels"
 
 
 def test_missing_files_are_skipped_and_reported(run):
@@ -87,9 +103,43 @@ def test_rerun_is_a_no_op_and_appending_rows_runs_only_new_batches(run):
     assert planned_jobs(workdir) == {}
 
 
-def test_report_has_summary_plots_timing_and_failures(run):
+def report_items(html: str) -> dict[str, bytes]:
+    """{path: embedded bytes} of the results a Snakemake HTML report carries."""
+    start = html.index("var results = ", html.index('<script id="results">'))
+    results, _ = json.JSONDecoder().raw_decode(html, start + len("var results = "))
+    return {
+        path: base64.b64decode(item["data_uri"].split("base64,", 1)[1])
+        for path, item in results.items()
+    }
+
+
+def test_report_holds_the_summary_rows_the_plots_and_the_failures(run):
     workdir, *_ = run
     snakemake(workdir, "--report", "report.html")
-    html = (workdir / "report.html").read_text(errors="replace")
-    for item in ("summary.fits", "kiel.png", "timing.png", "failed.csv", "truth_vs_fit.png"):
-        assert item in html, item
+    items = report_items((workdir / "report.html").read_text())
+    expected = ["results/summary.fits", "results/summary.csv", "results/failed.csv"]
+    expected += [f"results/plots/{p}.png" for p in ("kiel", "timing", "truth_vs_fit")]
+    assert sorted(items) == sorted(expected)
+    for path in expected:
+        assert items[path] == (workdir / path).read_bytes(), path
+    rows = pd.read_csv(io.BytesIO(items["results/summary.csv"]))
+    summary = read_table(workdir / "results/summary.fits")
+    assert len(rows) == len(summary) and list(rows["batch"]) == list(summary["batch"])
+    assert set(rows["analysis"]) == {"gridfit", "snr"}
+    for plot in ("kiel", "timing", "truth_vs_fit"):
+        assert_drawn(items[f"results/plots/{plot}.png"])
+
+
+def test_assert_drawn_rejects_a_figure_with_axes_and_no_data(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.set_xlabel("teff")
+    ax.set_title("nothing plotted")
+    fig.savefig(tmp_path / "empty.png")
+    plt.close(fig)
+    with pytest.raises(AssertionError, match="coloured pixels"):
+        assert_drawn(tmp_path / "empty.png")

@@ -1,16 +1,5 @@
-rule build_grid:
-    input:
-        EMULATOR,
-    output:
-        "resources/grids/{grid}.npz",
-    log:
-        "logs/grids/{grid}.log",
-    conda:
-        CONDA_ENV
-    params:
-        spec=lambda wildcards: config["grids"][wildcards.grid],
-    script:
-        "../../scripts/build_grid.py"
+# The batch jobs: one per batch of the plan, loading its analysis once (resources:
+# rules/resources.smk).
 
 
 rule analyse_batch:
@@ -35,5 +24,6 @@ rule analyse_batch:
         root=sas_root(),
         max_failed_fraction=config["max_failed_fraction"],
         progress_seconds=config.get("progress_seconds", 10),
+        analysis_modules=config.get("analysis_modules", []),
     script:
         "../../scripts/run_batch.py"

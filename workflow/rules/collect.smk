@@ -5,7 +5,7 @@
 
 rule collect_part:
     input:
-        shard_inputs,
+        tables=shard_inputs,
     output:
         fits="results/collect/{analysis}/part-{shard}.fits",
     log:
@@ -18,7 +18,7 @@ rule collect_part:
 
 rule collect_analysis:
     input:
-        analysis_parts,
+        tables=analysis_parts,
     output:
         fits="results/{analysis}/summary.fits",
         csv="results/{analysis}/summary.csv",
@@ -38,7 +38,9 @@ rule summary:
         fits=report(
             "results/summary.fits", caption="../report/summary.rst", category="Results"
         ),
-        csv="results/summary.csv",
+        csv=report(
+            "results/summary.csv", caption="../report/summary.rst", category="Results"
+        ),
         failed=report(
             "results/failed.csv", caption="../report/failed.rst", category="Failures"
         ),

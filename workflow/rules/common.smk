@@ -6,22 +6,45 @@ from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml")
 
-# The importable helper library lives in scripts/starbatch (kept light here:
-# every cluster job re-parses this file).
-REPO = Path(workflow.basedir).parent
-sys.path.insert(0, str(REPO / "scripts"))
-# Committed inputs live in the repository; everything generated goes under the
-# working directory (--directory), so one checkout serves many runs.
-EMULATOR = str(REPO / "resources/emulator/apstar-cannon.npz")
-REAL_SAS = str(REPO / "resources/real/sas")
-# One software environment for every rule (used with --software-deployment-method conda).
-CONDA_ENV = str(REPO / "environment.yml")
-from starbatch.manifest import (
+# This file is in <checkout>/workflow/rules, also when the workflow is a module of
+# another Snakefile (whose directory workflow.basedir would be).
+REPO = Path(workflow.current_basedir).parents[1]
+# Where the library comes from, the one place that decides it: an installed starbatch
+# (pip install .) if there is one, else this checkout's scripts/. Script jobs resolve
+# it the same way (Snakemake appends the scripts/ folder to their sys.path).
+try:
+    import starbatch
+except ImportError:
+    sys.path.insert(0, str(REPO / "scripts"))
+
+# Keep imports here light: every cluster job re-parses this file.
+from starbatch import resources
+from starbatch.analyses.registry import LABEL_ANALYSES, RegistryError, load_registry
+from starbatch.engine.identifiers import IDENTIFIER_PATTERN
+from starbatch.engine.manifest import (
     manifest_analyses,
     manifest_batches,
     read_manifest,
     shards,
 )
+
+# Shipped inputs come with the library or the checkout; everything generated goes
+# under the working directory (--directory), so one checkout serves many runs.
+EMULATOR = str(resources.EMULATOR)
+REAL_SAS = str(REPO / "resources/real/sas")
+# The runtime environment of every rule (used with --software-deployment-method conda).
+CONDA_ENV = str(REPO / "workflow/envs/starbatch.yaml")
+
+
+def analysis_registry():
+    """Built-in analyses plus the user's (config analysis_modules, entry points)."""
+    try:
+        return load_registry(config.get("analysis_modules", []))
+    except RegistryError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+REGISTRY = analysis_registry()
 
 
 # Chunk and shard numbers are zero-padded to 4 digits and grow past 9999 (a group
@@ -31,15 +54,14 @@ wildcard_constraints:
     batch=r"[A-Za-z0-9_]+-[0-9a-f]{8}-[0-9]{4}[0-9]*",
     analysis=r"[A-Za-z0-9_]+",
     shard=r"[0-9]{4}[0-9]*",
-    grid=r"[A-Za-z0-9_+][A-Za-z0-9_.+\-]*",
+    grid=IDENTIFIER_PATTERN,
 
 
 def check_config():
     """What the schema cannot say, checked before any job runs: a typo here must
     neither silently reuse old results nor fail halfway through a run."""
-    from starbatch.analyses import ANALYSES
-    from starbatch.grid import GridSpec
-    from starbatch.products import check_identifier
+    from starbatch.engine.identifiers import check_identifier
+    from starbatch.methods.gridfit.grid import GridSpec
 
     problems = []
     # A missing table with a previous plan present would silently reuse that plan
@@ -53,9 +75,9 @@ def check_config():
             if not os.path.isfile(path):
                 problems.append(f"{key}: file {path!r} not found (in {os.getcwd()})")
     for name in config.get("analyses", {}):
-        if name not in ANALYSES:
+        if name not in REGISTRY:
             problems.append(
-                f"analyses.{name}: unknown analysis; known: {', '.join(sorted(ANALYSES))}"
+                f"analyses.{name}: unknown analysis; known: {', '.join(sorted(REGISTRY))}"
             )
     root = config.get("sas_base_dir") or os.environ.get("SAS_BASE_DIR")
     if root and not demo_enabled() and not os.path.isdir(root):
@@ -97,12 +119,23 @@ def analysis_setting(analysis, key, default=None):
 
 
 def max_batch_sizes():
-    from starbatch.analyses import ANALYSES
-
     return {
         name: analysis_setting(name, "max_batch_size", config["max_batch_size"])
-        for name in ANALYSES
+        for name in REGISTRY
     }
+
+
+def training_config(filename):
+    """A project's own training config (resources/models/) if it has one, else the
+    shipped one the committed model was trained with."""
+    return str(resources.training_config(filename))
+
+
+def default_model_files(wildcards):
+    """Model files the label analyses load with default parameters (evaluation)."""
+    from starbatch.offline import evaluation
+
+    return evaluation.default_model_files(LABEL_ANALYSES)
 
 
 def plan_manifest():
@@ -166,7 +199,7 @@ def get_final_output():
 
 def run_summary():
     """One line at the end of a run: how many tasks ran, failed, were skipped."""
-    from starbatch.rerun import count_rows
+    from starbatch.engine.rerun import count_rows
 
     failed = count_rows("results/failed.csv")
     skipped = count_rows("results/plan/skipped.csv") or 0

@@ -18,5 +18,6 @@ checkpoint plan:
         plan_dir=lambda wildcards, output: os.path.dirname(output.manifest),
         max_batch_size=max_batch_sizes(),
         buildable=buildable_models(),
+        analysis_modules=config.get("analysis_modules", []),
     script:
         "../../scripts/plan.py"

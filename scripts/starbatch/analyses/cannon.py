@@ -1,4 +1,4 @@
-"""cannon: The Cannon, quadratic in (Teff, logg, [Fe/H]) (see starbatch.cannon_model).
+"""cannon: The Cannon, quadratic in (Teff, logg, [Fe/H]) (see starbatch.methods.cannon).
 Loading the model is the set-up; the test step fits all spectra of a chunk together
 (vectorised Levenberg-Marquardt over spectra and starting points)."""
 
@@ -8,20 +8,25 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .. import flags
-from ..analysis import Analysis, Column, Task
-from ..params import Parameter
-from ..products import APSTAR, check_identifier
-from .labels import LABEL_COLUMNS, MODEL_DIR, outside, usable
+from starbatch.engine import flags
+from starbatch.engine.analysis import Analysis, Column, Task
+from starbatch.engine.identifiers import check_identifier
+from starbatch.engine.params import Parameter
+from starbatch.resources import model_path
+from starbatch.sdss.products import APSTAR
+
+from .labels import LABEL_COLUMNS, outside, usable
 
 
 class Cannon(Analysis):
     name = "cannon"
     product = APSTAR
     parameters = (
-        Parameter("model", str, "v1", help="model resources/models/cannon-{model}.npz"),
+        Parameter("model", str, "v1", help="model cannon-{model}.npz (project, else shipped)"),
         Parameter("max_chi2_red", float, 5.0, help="flag POOR_FIT above this reduced chi2"),
     )
+    # A trained model in memory; generous margins.
+    resources = {"mem_mb": 2000, "runtime_setup_s": 60, "runtime_per_obs_s": 0.5}
     columns = LABEL_COLUMNS + (
         Column("chi2_red", "", "reduced chi-square (with the model's intrinsic scatter)"),
         Column("n_pix", "", "pixels used in the fit", "i8"),
@@ -31,15 +36,15 @@ class Cannon(Analysis):
     @classmethod
     def model_files(cls, params) -> list[str]:
         model = check_identifier("model", params["model"])
-        return [str(MODEL_DIR / f"cannon-{model}.npz")]
+        return [model_path(f"cannon-{model}.npz")]
 
     def load(self, params):
-        from ..cannon_model import CannonModel
+        from starbatch.methods.cannon.model import CannonModel
 
         return CannonModel.load(self.model_files(params)[0])
 
     def analyse_many(self, model, tasks: Sequence[Task]) -> list:
-        from ..cannon_model import fit_labels
+        from starbatch.methods.cannon.model import fit_labels
 
         out, ok = usable(tasks)
         if not ok:

@@ -5,15 +5,11 @@ BAD_DATA row, and the training-range test behind GRID_EDGE."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
-from .. import flags
-from ..analysis import Column, Task
-
-# Committed models live in the repository, found from any working directory.
-MODEL_DIR = Path(__file__).resolve().parents[3] / "resources" / "models"
+from starbatch.engine import flags
+from starbatch.engine.analysis import Column, Task
 
 LABEL_COLUMNS = (
     Column("teff", "K", "effective temperature"),
@@ -28,7 +24,7 @@ LABEL_COLUMNS = (
 def usable(tasks: Sequence[Task]) -> tuple[list, list[int]]:
     """Results list with BAD_DATA errors for spectra off the apStar grid (or without
     good pixels), and the indices of the others."""
-    from ..readers import check_apstar_grid
+    from starbatch.sdss.readers import check_apstar_grid  # astropy: not at planning time
 
     out: list = [None] * len(tasks)
     ok = []

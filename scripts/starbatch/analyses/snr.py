@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import flags
-from ..analysis import Analysis, Column, Task
-from ..params import Parameter
-from ..products import APSTAR
+from starbatch.engine import flags
+from starbatch.engine.analysis import Analysis, Column, Task
+from starbatch.engine.params import Parameter
+from starbatch.sdss.products import APSTAR
 
 
 class SnrEstimate(Analysis):
@@ -17,6 +17,8 @@ class SnrEstimate(Analysis):
     parameters = (
         Parameter("min_snr", float, 10.0, help="below this median S/N the row is flagged LOW_SNR"),
     )
+    # ~0.05 s per star, ~100 MB on the demo; generous margins.
+    resources = {"mem_mb": 1000, "runtime_setup_s": 30, "runtime_per_obs_s": 0.2}
     columns = (
         Column("snr_median", "", "median flux/error over good pixels"),
         Column("flux_median", "1e-17 erg / (s cm2 Angstrom)", "median flux over good pixels"),

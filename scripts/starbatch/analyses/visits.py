@@ -1,22 +1,22 @@
 """apVisit variants of the apStar analyses: the same analysis (parameters, model, columns)
 on a single visit, after moving the visit to the rest frame and resampling it onto the
-apStar grid (starbatch.prepare.visit_to_apstar: shift by the header VRAD, linear
+apStar grid (starbatch.methods.resample.visit_to_apstar: shift by the header VRAD, linear
 interpolation). Named ``<analysis>_visit``; the observation keys are the ApVisitFile ones."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .. import flags
-from ..analysis import Analysis, Task
-from ..products import APVISIT
+from starbatch.engine import flags
+from starbatch.engine.analysis import Analysis, Task
+from starbatch.sdss.products import APVISIT
 
 
 def visit_variant(base: type[Analysis]) -> type[Analysis]:
     """A subclass of ``base`` reading apVisit files."""
 
     def analyse_many(self, model, tasks: Sequence[Task]) -> list:
-        from ..prepare import visit_to_apstar
+        from starbatch.methods.resample import visit_to_apstar
 
         out: list = [None] * len(tasks)
         ok = []

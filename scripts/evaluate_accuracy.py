@@ -1,0 +1,61 @@
+"""Accuracy of gridfit, apogeenet and cannon on held-out synthetic spectra (Snakemake
+`script:` or CLI): bias, scatter, median error and pull ((estimate - truth) / error: its
+robust std is 1 when the uncertainties are right) per label per analysis per S/N, and
+truth-vs-estimate plots.
+
+CLI (gridfit needs resources/grids/demo.npz, built by
+`snakemake resources/grids/demo.npz`):
+    python scripts/evaluate_accuracy.py results/evaluation/accuracy.tsv \
+        results/evaluation/accuracy.png [--n 100] [--snr 20 50 100 200] [--seed 777]
+"""
+
+import argparse
+import logging
+
+from starbatch.analyses.registry import LABEL_ANALYSES
+from starbatch.engine.entry import run_entry
+from starbatch.methods.emulator import Emulator
+from starbatch.offline.evaluation import accuracy, accuracy_plot, format_rows, write_tsv
+from starbatch.resources import EMULATOR
+
+log = logging.getLogger("starbatch")
+COLUMNS = ("analysis", "snr", "label", "bias", "scatter", "median_err", "pull", "n")
+
+
+def main(emulator, table, plot, n, snrs, seed, names=LABEL_ANALYSES, params=None) -> str:
+    rows, raw = accuracy(Emulator.load(emulator), n, snrs, seed, names, params)
+    write_tsv(rows, table)
+    accuracy_plot(raw, plot)
+    text = format_rows(rows, COLUMNS)
+    log.info("accuracy on %d held-out synthetic stars per S/N (seed %d):\n%s", n, seed, text)
+    print(text)
+    return text
+
+
+def from_snakemake(smk) -> None:
+    main(
+        smk.input.emulator,
+        smk.output.table,
+        smk.output.plot,
+        smk.params.n,
+        smk.params.snr,
+        smk.params.seed,
+        smk.params.analyses,
+        dict(smk.params.analysis_params),
+    )
+
+
+def cli() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("table", help="output TSV")
+    ap.add_argument("plot", help="output PNG")
+    ap.add_argument("--n", type=int, default=100, help="stars per S/N")
+    ap.add_argument("--snr", type=float, nargs="+", default=[20.0, 50.0, 100.0, 200.0])
+    ap.add_argument("--seed", type=int, default=777)
+    ap.add_argument("--analyses", nargs="+", default=list(LABEL_ANALYSES))
+    ap.add_argument("--emulator", default=str(EMULATOR))
+    a = ap.parse_args()
+    main(a.emulator, a.table, a.plot, a.n, a.snr, a.seed, a.analyses)
+
+
+run_entry(from_snakemake, cli, globals())

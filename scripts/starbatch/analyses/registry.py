@@ -1,0 +1,154 @@
+"""The registry: {analysis name: Analysis subclass}, from the built-in analyses plus
+users' own, found without editing starbatch:
+
+- ``analysis_modules`` (a config key): Python files (relative to the working directory)
+  or importable module names, each defining Analysis subclasses;
+- the entry-point group ``starbatch.analyses`` of installed packages: each entry point
+  names an Analysis subclass or a module defining them.
+
+Every problem (a module that fails to import, a class that breaks the contract, a name
+that clashes) is reported at once, naming the module and what to fix, before any work
+starts."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Iterable, Mapping
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
+
+from starbatch.engine.analysis import Analysis, contract_problems
+
+from .apogeenet import ApogeeNet
+from .cannon import Cannon
+from .gridfit import GridFit
+from .snr import SnrEstimate
+from .visits import visit_variant
+
+ENTRY_POINT_GROUP = "starbatch.analyses"
+# The analyses that estimate stellar labels (each also as <name>_visit on apVisit files).
+LABEL_ANALYSES = ("gridfit", "apogeenet", "cannon")
+
+BUILTIN: dict[str, type[Analysis]] = {
+    cls.name: cls
+    for cls in (
+        GridFit,
+        SnrEstimate,
+        ApogeeNet,
+        Cannon,
+        # The same analyses on apVisit files (rest frame, resampled to the apStar grid).
+        visit_variant(GridFit),
+        visit_variant(ApogeeNet),
+        visit_variant(Cannon),
+    )
+}
+
+
+class RegistryError(ValueError):
+    """Users' analyses that cannot be registered; the message lists each problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        text = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{len(problems)} problem(s) with the analyses:\n{text}")
+
+
+def _import(spec: str) -> ModuleType:
+    """A module from a file path (ends in .py or names an existing file) or a name."""
+    path = Path(spec)
+    if spec.endswith(".py") or path.is_file():
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file (relative to {Path.cwd()})")
+        name = f"starbatch_user.{path.stem}"
+        module_spec = importlib.util.spec_from_file_location(name, path.resolve())
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module  # dataclasses and pickling-free reflection need it
+        try:
+            module_spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+        return module
+    return importlib.import_module(spec)
+
+
+def analyses_in(module: ModuleType) -> list[type[Analysis]]:
+    """The Analysis subclasses a module defines (not those it imports); a class meant
+    only as a base for others says so with ``abstract = True``."""
+    return [
+        obj
+        for obj in vars(module).values()
+        if isinstance(obj, type)
+        and issubclass(obj, Analysis)
+        and obj.__module__ == module.__name__
+        and not obj.__dict__.get("abstract", False)
+    ]
+
+
+def _entry_point_classes(problems: list[str]) -> list[tuple[str, type]]:
+    found = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        where = f"entry point {ep.name!r} ({ep.value}) of group {ENTRY_POINT_GROUP}"
+        try:
+            obj = ep.load()
+        except Exception as exc:  # any import error of someone else's package
+            problems.append(f"{where}: failed to import: {type(exc).__name__}: {exc}")
+            continue
+        classes = analyses_in(obj) if isinstance(obj, ModuleType) else [obj]
+        if not classes:
+            problems.append(f"{where}: defines no Analysis subclass")
+        found += [(where, cls) for cls in classes]
+    return found
+
+
+def load_registry(
+    modules: Iterable[str] = (), use_entry_points: bool = True
+) -> dict[str, type[Analysis]]:
+    """Built-in analyses plus those of ``modules`` and of the entry points."""
+    problems: list[str] = []
+    found: list[tuple[str, type]] = []
+    for spec in modules:
+        where = f"analysis_modules: {spec!r}"
+        try:
+            module = _import(str(spec))
+        except Exception as exc:  # a user's module may raise anything on import
+            problems.append(f"{where}: failed to import: {type(exc).__name__}: {exc}")
+            continue
+        classes = analyses_in(module)
+        if not classes:
+            problems.append(f"{where}: defines no Analysis subclass (README: Adding an analysis)")
+        found += [(where, cls) for cls in classes]
+    if use_entry_points:
+        found += _entry_point_classes(problems)
+
+    registry = dict(BUILTIN)
+    origin = {name: "starbatch (built in)" for name in BUILTIN}
+    for where, cls in found:
+        label = f"{where}, class {getattr(cls, '__name__', cls)!r}"
+        broken = contract_problems(cls)
+        if broken:
+            problems += [f"{label}: {p}" for p in broken]
+            continue
+        if cls.name in registry and registry[cls.name] is not cls:
+            problems.append(
+                f"{label}: analysis name {cls.name!r} is already taken by {origin[cls.name]}; "
+                "choose another name"
+            )
+            continue
+        registry[cls.name] = cls
+        origin[cls.name] = where
+    if problems:
+        raise RegistryError(problems)
+    return registry
+
+
+def get_analysis(registry: Mapping[str, type[Analysis]], name: str) -> type[Analysis]:
+    try:
+        return registry[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown analysis {name!r}; known: {', '.join(sorted(registry))}"
+        ) from None

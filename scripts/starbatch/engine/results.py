@@ -1,0 +1,146 @@
+"""Result tables: one FITS table per batch (one row per member), merged in
+stages into per-analysis and global summaries (FITS with units, plus CSV)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from astropy import units as u
+from astropy.io import fits
+from astropy.table import Table, vstack
+
+from . import flags
+from .analysis import BOOKKEEPING, TRAILING, Task
+from .atomic import write_atomic
+
+if TYPE_CHECKING:
+    from .analysis import Analysis
+
+
+@dataclass
+class Outcome:
+    """One member's row: what the analysis returned (or why not), and its time."""
+
+    task: Task
+    result: dict
+    flag: int
+    error: str
+    seconds: float
+
+
+def _unit(text: str):
+    return u.Unit(text, parse_strict="silent") if text else None
+
+
+def write_batch_table(
+    output, plan: dict, cls: type[Analysis], outcomes: Sequence[Outcome], setup: float
+) -> None:
+    n = len(outcomes)
+    t = Table()
+    t["analysis"] = [cls.name] * n
+    t["batch"] = [plan["batch"]] * n
+    t["source"] = [o.task.extra.get("source", "") for o in outcomes]
+    t["line"] = np.array([o.task.line for o in outcomes], dtype=np.int64)
+    t["path"] = [o.task.extra.get("relpath", str(o.task.path)) for o in outcomes]
+    for key in cls.product.key_names:
+        t[key] = [o.task.keys.get(key) for o in outcomes]
+    for p in cls.all_parameters():
+        t[p.name] = [o.task.params.get(p.name) for o in outcomes]
+    for col in cls.columns:
+        values = [o.result.get(col.name, _missing(col.dtype)) for o in outcomes]
+        t[col.name] = np.array(values, dtype=col.dtype) if n else np.zeros(0, col.dtype)
+        t[col.name].unit = _unit(col.unit)
+        t[col.name].description = col.description
+    t["flag"] = np.array([o.flag for o in outcomes], dtype=np.int32)
+    t["flag_names"] = [flags.describe(o.flag) for o in outcomes]
+    t["error"] = [o.error for o in outcomes]
+    t["time_s"] = np.array([o.seconds for o in outcomes]) * u.s
+    t["setup_share_s"] = np.full(n, setup / max(n, 1)) * u.s
+    t.meta["BATCH"] = plan["batch"]
+    t.meta["ANALYSIS"] = cls.name
+    t.meta["SETUP_S"] = round(setup, 6)
+    t.meta["NMEMBER"] = n
+    t.meta["NFAILED"] = int(sum(bool(o.flag & flags.FAILED) for o in outcomes))
+    for key, value, comment in flags.header_cards():
+        t.meta[key] = (value, comment)
+    write_fits(t, output)
+
+
+def write_fits(table: Table, path) -> None:
+    """Write a table as FITS, keeping units FITS has no name for (dex) as plain
+    TUNITn strings, which is what astronomers expect to see in the header."""
+    table = table.copy(copy_data=False)
+    foreign = {}
+    for name in table.colnames:
+        unit = table[name].unit
+        if unit is None:
+            continue
+        try:
+            unit.to_string("fits")
+        except ValueError:
+            foreign[name] = unit.to_string()
+            table[name].unit = None
+    hdu = fits.table_to_hdu(table)
+    for i, name in enumerate(table.colnames, start=1):
+        if name in foreign:
+            hdu.header[f"TUNIT{i}"] = foreign[name]
+    hdus = fits.HDUList([fits.PrimaryHDU(), hdu])
+    write_atomic(path, lambda tmp: hdus.writeto(tmp))
+
+
+def _missing(dtype: str):
+    kind = np.dtype(dtype).kind
+    return np.nan if kind == "f" else (False if kind == "b" else ("" if kind in "US" else -1))
+
+
+def read_table(path) -> Table:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", u.UnitsWarning)  # 'dex' is not a FITS unit
+        return Table.read(path, format="fits", character_as_bytes=False)
+
+
+def merge(paths: Sequence) -> Table:
+    """Stack result tables; analyses with different columns are outer-joined
+    (missing values masked), bookkeeping columns first."""
+    tables = [read_table(p) for p in paths]
+    tables = [t for t in tables if len(t)] or tables[:1]
+    if not tables:
+        return Table()
+    merged = vstack(tables, join_type="outer", metadata_conflicts="silent")
+    for key in ("BATCH", "SETUP_S", "NMEMBER", "NFAILED"):
+        merged.meta.pop(key, None)
+    first = [c for c in BOOKKEEPING if c in merged.colnames]
+    last = [c for c in TRAILING if c in merged.colnames]
+    middle = [c for c in merged.colnames if c not in first and c not in last]
+    return merged[first + middle + last]
+
+
+def write_table(table: Table, fits_path, csv_path=None) -> None:
+    write_fits(table, fits_path)
+    if csv_path:
+        write_atomic(csv_path, lambda tmp: table.write(tmp, format="ascii.csv"))
+
+
+def failed_rows(table: Table, skipped_csv=None) -> Table:
+    """Every task that gave no result: flagged rows of the summary, plus the rows
+    planning left out because their file was missing (flag NOT_RUN), so one file
+    lists everything to fix."""
+    import pandas as pd
+
+    keep = [c for c in table.colnames if c not in ("time_s", "setup_share_s")]
+    failed = table[(np.asarray(table["flag"]) & flags.FAILED) != 0][keep] if len(table) else table
+    frame = failed.to_pandas() if len(failed) else pd.DataFrame(columns=keep)
+    if skipped_csv:
+        skipped = pd.read_csv(skipped_csv, dtype=str, keep_default_na=False)
+        if len(skipped):
+            skipped = skipped.rename(columns={"reason": "error"})
+            skipped["flag"] = flags.NOT_RUN
+            skipped["flag_names"] = flags.describe(flags.NOT_RUN)
+            frame = pd.concat([frame, skipped], ignore_index=True)
+    columns = [c for c in keep if c in frame.columns]
+    columns += [c for c in frame.columns if c not in columns]
+    return frame[columns]

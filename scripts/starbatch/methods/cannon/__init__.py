@@ -1,0 +1,1 @@
+"""cannon: The Cannon, quadratic in (Teff, logg, [Fe/H])."""

@@ -1,0 +1,174 @@
+"""Training the apogeenet network (starbatch.methods.apogeenet) on synthetic spectra
+from the emulator: seeded, deterministic torch algorithms, a fixed thread count, so the
+same config gives the same weights to the byte."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from starbatch.engine.atomic import write_json
+from starbatch.methods.apogeenet.network import (
+    ApogeeNetModel,
+    _torch,
+    build_network,
+    network_inputs,
+    save_model,
+)
+from starbatch.methods.emulator import Emulator
+from starbatch.methods.normalise import continuum_pixels
+
+from .stats import label_stats
+from .training_set import prepared_chunks, prior_model_flux
+
+log = logging.getLogger("starbatch")
+
+DEFAULT_CONFIG = {
+    "name": "v1",
+    "seed": 1,
+    "threads": 2,
+    "n_train": 5000,
+    "train_snr": [15, 400],
+    "n_valid": 100,
+    "valid_snr": [20, 50, 100, 200],
+    "epochs": 4,
+    "batch_size": 32,
+    "lr": 2e-3,
+    "weight_decay": 1e-5,
+    "hidden": 32,
+}
+
+
+def network_set(emulator: Emulator, n: int, snr, seed: int, cont_mask: np.ndarray):
+    """(labels, snr, x, e) of a seeded synthetic set, prepared as for inference."""
+    labels, snrs, chunks = prepared_chunks(emulator, n, snr, seed, cont_mask, chunk=500)
+    xs, es = zip(*(network_inputs(p) for p in chunks), strict=True)
+    return labels, snrs, np.concatenate(xs), np.concatenate(es)
+
+
+def _seed_everything(seed: int, threads: int) -> None:
+    torch = _torch()
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+
+
+def train(emulator: Emulator, config: dict | None = None) -> tuple[object, dict, dict]:
+    """Train the network on synthetic spectra; returns (net, meta, scores).
+
+    Reproducible: numpy and torch seeded from ``config['seed']``, deterministic torch
+    algorithms, a fixed thread count (the summation order depends on it). torch's global
+    state (threads, determinism, random state) is restored afterwards."""
+    torch = _torch()
+    saved = (
+        torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(),
+        torch.get_rng_state(),
+    )
+    try:
+        return _train(emulator, config)
+    finally:
+        torch.set_num_threads(saved[0])
+        torch.use_deterministic_algorithms(saved[1])
+        torch.set_rng_state(saved[2])
+
+
+def _train(emulator: Emulator, config: dict | None) -> tuple[object, dict, dict]:
+    torch = _torch()
+    cfg = {**DEFAULT_CONFIG, **(config or {})}
+    seed = int(cfg["seed"])
+    _seed_everything(seed, int(cfg["threads"]))
+    t0 = time.perf_counter()
+    cont_mask = continuum_pixels(prior_model_flux(emulator, seed=seed))
+    labels, _, x, _ = network_set(emulator, int(cfg["n_train"]), cfg["train_snr"], seed, cont_mask)
+    log.info(
+        "training set: %d spectra, %d continuum pixels, %.1f s",
+        len(x),
+        cont_mask.sum(),
+        time.perf_counter() - t0,
+    )
+    mean, std = labels.mean(axis=0), labels.std(axis=0)
+    y = ((labels - mean) / std).astype(np.float32)
+    net = build_network(int(cfg["hidden"]))
+    opt = torch.optim.AdamW(net.parameters(), lr=float(cfg["lr"]), weight_decay=cfg["weight_decay"])
+    batch = int(cfg["batch_size"])
+    steps = int(cfg["epochs"]) * int(np.ceil(len(x) / batch))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(cfg["lr"]), total_steps=steps)
+    gen = torch.Generator().manual_seed(seed)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    net.train()
+    for epoch in range(int(cfg["epochs"])):
+        order = torch.randperm(len(xt), generator=gen)
+        total, t1 = 0.0, time.perf_counter()
+        for start in range(0, len(order), batch):
+            idx = order[start : start + batch]
+            opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(net(xt[idx].unsqueeze(1)), yt[idx])
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+        log.info(
+            "epoch %d/%d: training loss %.4f (%.0f s)",
+            epoch + 1,
+            cfg["epochs"],
+            total / len(xt),
+            time.perf_counter() - t1,
+        )
+    net.eval()
+    meta = {
+        "hidden": int(cfg["hidden"]),
+        "label_mean": mean,
+        "label_std": std,
+        "label_min": labels.min(axis=0),
+        "label_max": labels.max(axis=0),
+        "cont_mask": cont_mask,
+        "config": cfg,
+    }
+    model = ApogeeNetModel(net, meta, "cpu")
+    scores = validate(model, emulator, cfg)
+    scores["training_seconds"] = round(time.perf_counter() - t0, 1)
+    return net, meta, scores
+
+
+def validate(model: ApogeeNetModel, emulator: Emulator, cfg: dict) -> dict:
+    """Bias and robust scatter per label on held-out synthetic sets, one per S/N (seeded
+    apart from the training set)."""
+    out = {"n_per_snr": int(cfg["n_valid"]), "by_snr": {}}
+    for k, snr in enumerate(cfg["valid_snr"]):
+        seed = int(cfg["seed"]) + 1000 + k
+        labels, _, x, e = network_set(emulator, int(cfg["n_valid"]), snr, seed, model.cont_mask)
+        values, _ = model.predict(x, e, n_draws=0)
+        out["by_snr"][str(snr)] = label_stats(labels, values)
+    return out
+
+
+def train_and_save(config_path, emulator_path, weights_path, scores_path) -> dict:
+    """Read a training config (JSON), train, write the weights and a scores JSON (the
+    config, validation scores, versions, weights checksum). Returns the scores."""
+    import hashlib
+
+    torch = _torch()
+    with open(config_path) as fh:
+        config = json.load(fh)
+    unknown = sorted(set(config) - set(DEFAULT_CONFIG))
+    if unknown:
+        raise ValueError(f"{config_path}: unknown training settings {unknown}")
+    net, meta, scores = train(Emulator.load(emulator_path), config)
+    save_model(weights_path, net, meta)
+    doc = {
+        "model": f"apogeenet-{meta['config']['name']}",
+        "weights": Path(weights_path).name,
+        "weights_sha256": hashlib.sha256(Path(weights_path).read_bytes()).hexdigest(),
+        "n_parameters": int(sum(p.numel() for p in net.parameters())),
+        "config": meta["config"],
+        "continuum_pixels": int(np.asarray(meta["cont_mask"]).sum()),
+        "validation": scores,
+        "versions": {"torch": torch.__version__, "numpy": np.__version__},
+    }
+    write_json(scores_path, doc)
+    return doc

@@ -1,0 +1,26 @@
+"""Data files shipped inside the package (found the same way from a checkout and from
+an installed wheel): the committed models, the apStar-grid emulator, the label prior.
+Each folder's README gives its provenance. Imports nothing of starbatch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MODELS = HERE / "models"
+EMULATOR = HERE / "emulator" / "apstar-cannon.npz"
+PRIOR = HERE / "priors" / "dr17-rgb-labels-subsample.npz"
+# Models trained in a project (the train_* rules) are written here, relative to the
+# working directory, and take precedence over the shipped ones of the same name.
+PROJECT_MODELS = Path("resources/models")
+
+
+def model_path(filename: str) -> str:
+    """The project's own model file if it has one, else the shipped one."""
+    local = PROJECT_MODELS / filename
+    return str(local) if local.exists() else str(MODELS / filename)
+
+
+def training_config(filename: str) -> str:
+    """The project's own training config if it has one, else the shipped one."""
+    return model_path(filename)

@@ -1,0 +1,291 @@
+"""Read SDSS APOGEE apStar / apVisit FITS files into ``Spectrum`` objects.
+
+Every failure to get a usable spectrum out of a file raises ``SpectrumError`` naming the
+file and what is wrong, so a batch run can report the bad input instead of crashing
+(a file that does not exist raises FileNotFoundError).
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from .products import PREFIX_TELESCOPE
+from .spectrum import APSTAR_CDELT1, APSTAR_CRVAL1, APSTAR_NPIX, Spectrum, apstar_wavelength
+
+
+class SpectrumError(ValueError):
+    """A file or spectrum that cannot be analysed (unreadable, malformed, nothing usable)."""
+
+
+# APOGEE_PIXMASK bit definitions (SDSS DR17 bitmask docs; apogee pipeline PixelBitMask).
+PIXMASK_BITS = {
+    "BADPIX": 0,
+    "CRPIX": 1,
+    "SATPIX": 2,
+    "UNFIXABLE": 3,
+    "BADDARK": 4,
+    "BADFLAT": 5,
+    "BADERR": 6,
+    "NOSKY": 7,
+    "LITTROW_GHOST": 8,
+    "PERSIST_HIGH": 9,
+    "PERSIST_MED": 10,
+    "PERSIST_LOW": 11,
+    "SIG_SKYLINE": 12,
+    "SIG_TELLURIC": 13,
+    "NOT_ENOUGH_PSF": 14,
+}
+# Unusable pixels: the bits the APOGEE pipeline itself calls bad (PixelBitMask.badval(),
+# i.e. BADPIX..NOSKY and NOT_ENOUGH_PSF) plus SIG_SKYLINE, which ASPCAP also masks because
+# sky-line residuals dominate the flux there. In DR17 apStar stacks these are exactly the
+# pixels whose error was set to a ~1e10+ sentinel. LITTROW_GHOST, PERSIST_* and
+# SIG_TELLURIC are warnings only: the pipeline keeps those pixels (with inflated errors).
+BAD_PIXEL_BITS = tuple(
+    PIXMASK_BITS[name]
+    for name in (
+        "BADPIX",
+        "CRPIX",
+        "SATPIX",
+        "UNFIXABLE",
+        "BADDARK",
+        "BADFLAT",
+        "BADERR",
+        "NOSKY",
+        "SIG_SKYLINE",
+        "NOT_ENOUGH_PSF",
+    )
+)
+BAD_PIXEL_MASK = sum(1 << bit for bit in BAD_PIXEL_BITS)
+
+
+def bad_pixels(flux: np.ndarray, error: np.ndarray, bitmask: np.ndarray) -> np.ndarray:
+    """Pixels no analysis may use. Flux exactly 0 is how apStar visit rows mark the chip
+    gaps (the stacks use NaN there); real flux is never exactly 0.0."""
+    with np.errstate(invalid="ignore"):
+        return (
+            ((bitmask.astype(np.int64) & BAD_PIXEL_MASK) != 0)
+            | ~np.isfinite(flux)
+            | ~np.isfinite(error)
+            | ~(error > 0)
+            | (flux == 0)
+        )
+
+
+@contextmanager
+def _open_fits(path: Path):
+    if not path.is_file():
+        # Not a SpectrumError: a missing input is a planning problem, not bad data.
+        raise FileNotFoundError(errno.ENOENT, "no such file", str(path))
+    try:
+        with warnings.catch_warnings():
+            # astropy only warns about a truncated file and hands back partial HDUs.
+            warnings.filterwarnings("error", message=".*truncated.*")
+            # A header that fails verification ends as a SpectrumError below anyway;
+            # its VerifyWarning would only repeat that, once per file, in the log.
+            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+            hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
+    except (OSError, ValueError, TypeError, IndexError, Warning) as exc:
+        raise SpectrumError(f"{path}: unreadable or truncated FITS file ({exc})") from exc
+    try:
+        yield hdul
+    finally:
+        hdul.close()
+
+
+def _image(hdul, index: int, what: str, path: Path) -> np.ndarray:
+    if index >= len(hdul):
+        raise SpectrumError(
+            f"{path}: missing HDU{index} ({what}); file has only {len(hdul)} HDU(s)"
+        )
+    hdu = hdul[index]
+    if not isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU)):
+        raise SpectrumError(f"{path}: HDU{index} ({what}) is a {type(hdu).__name__}, not an image")
+    try:
+        data = hdu.data
+    except (OSError, ValueError, TypeError) as exc:
+        raise SpectrumError(f"{path}: HDU{index} ({what}) unreadable, truncated? ({exc})") from exc
+    if data is None:
+        raise SpectrumError(f"{path}: HDU{index} ({what}) has no data")
+    # FITS data are big-endian; native byte order keeps later numpy code fast and simple.
+    return np.asarray(data, dtype=np.int64 if data.dtype.kind in "iu" else np.float64)
+
+
+def _card(header, key: str, kind):
+    """Header value as a plain Python value (JSON-friendly), or None when absent/unusable."""
+    value = header.get(key)
+    if value is None or isinstance(value, fits.card.Undefined):
+        return None
+    try:
+        return str(value).strip() if kind is str else kind(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _meta(header, cards: dict) -> dict:
+    meta = {}
+    for key, (card, kind) in cards.items():
+        value = _card(header, card, kind)
+        if value is not None:
+            meta[key] = value
+    return meta
+
+
+def check_usable(spectrum: Spectrum) -> Spectrum:
+    """Raise SpectrumError when not a single pixel can be used."""
+    if spectrum.n_good == 0:
+        raise SpectrumError(
+            f"no usable pixels in {_describe(spectrum)}: all {spectrum.flux.size} pixels are "
+            "masked, non-finite, zero, or have a non-positive error"
+        )
+    return spectrum
+
+
+def check_apstar_grid(spectrum: Spectrum) -> Spectrum:
+    """Raise SpectrumError unless the spectrum is on the apStar log-linear grid (and has
+    usable pixels); analyses that assume that grid call this first."""
+    expected = apstar_wavelength()
+    wave = np.asarray(spectrum.wavelength, dtype=np.float64)
+    if wave.shape != expected.shape or not np.allclose(wave, expected, rtol=1e-8, atol=0.0):
+        raise SpectrumError(
+            f"{_describe(spectrum)} is not on the apStar wavelength grid: expected "
+            f"{APSTAR_NPIX} pixels 10**({APSTAR_CRVAL1} + {APSTAR_CDELT1:g}*i), "
+            f"{expected[0]:.2f}-{expected[-1]:.2f} A; found {_describe_grid(wave)}"
+        )
+    return check_usable(spectrum)
+
+
+def _describe(spectrum: Spectrum) -> str:
+    where = str(spectrum.meta.get("path", "spectrum"))
+    return f"{where} row {spectrum.meta['row']}" if "row" in spectrum.meta else where
+
+
+def _describe_grid(wave: np.ndarray) -> str:
+    if wave.ndim != 1 or wave.size < 2 or not np.all(np.isfinite(wave)) or np.any(wave <= 0):
+        return f"wavelength array of shape {wave.shape}"
+    steps = np.diff(np.log10(wave))
+    return (
+        f"{wave.size} pixels, {wave[0]:.2f}-{wave[-1]:.2f} A, log10 start "
+        f"{np.log10(wave[0]):.6f}, log10 step {np.median(steps):.3g}"
+    )
+
+
+APSTAR_META = {
+    "objid": ("OBJID", str),
+    "field": ("FIELD", str),
+    "telescope": ("TELESCOP", str),
+    "snr": ("SNR", float),
+    "nvisits": ("NVISITS", int),
+    "ra": ("RA", float),
+    "dec": ("DEC", float),
+    "vhelio": ("VHELIO", float),
+}
+
+
+def read_apstar(path: str | Path, row: int = 0) -> Spectrum:
+    """One row of an apStar file: 0 = pixel-weighted stack (default), 1 = global-weighted
+    stack, 2+ = individual visits. Handles 2-D (nrows, npix) and 1-D (npix,) arrays."""
+    path = Path(path)
+    with _open_fits(path) as hdul:
+        flux = _image(hdul, 1, "flux", path)
+        error = _image(hdul, 2, "error", path)
+        bitmask = _image(hdul, 3, "bitmask", path)
+        header = hdul[0].header
+        wcs = header if "CRVAL1" in header else hdul[1].header
+    if not (flux.shape == error.shape == bitmask.shape) or flux.ndim not in (1, 2):
+        raise SpectrumError(
+            f"{path}: flux/error/bitmask shapes {flux.shape}/{error.shape}/{bitmask.shape} "
+            "must be equal and (nrows, npix) or (npix,)"
+        )
+    flux, error, bitmask = (np.atleast_2d(a) for a in (flux, error, bitmask))
+    nrows, npix = flux.shape
+    if not 0 <= row < nrows:
+        raise SpectrumError(
+            f"{path}: row {row} out of range; file has {nrows} row(s) (0-{nrows - 1})"
+        )
+    wavelength = _loglinear_wavelength(wcs, npix, path)
+    flux, error, bitmask = flux[row], error[row], bitmask[row]
+    bad = bad_pixels(flux, error, bitmask)
+    meta = _meta(header, APSTAR_META)
+    prefix = re.match(r"(a[ps])Star-", path.name)
+    if "telescope" not in meta and prefix:
+        meta["telescope"] = PREFIX_TELESCOPE[prefix.group(1)]
+    if row >= 2 and _card(header, f"SNRVIS{row - 1}", float) is not None:
+        meta["visit_snr"] = _card(header, f"SNRVIS{row - 1}", float)
+    meta.update(path=str(path), row=row, kind="apStar")
+    spectrum = Spectrum(wavelength, flux, np.where(bad, np.inf, error), bad, meta)
+    return check_usable(spectrum)
+
+
+def _loglinear_wavelength(header, npix: int, path: Path) -> np.ndarray:
+    crval1, cdelt1 = _card(header, "CRVAL1", float), _card(header, "CDELT1", float)
+    if crval1 is None or cdelt1 is None:
+        raise SpectrumError(f"{path}: no CRVAL1/CDELT1 in the HDU0 or HDU1 header")
+    nwave = _card(header, "NWAVE", int)
+    if nwave is not None and nwave != npix:
+        raise SpectrumError(f"{path}: header NWAVE={nwave} but the arrays have {npix} pixels")
+    crpix1 = _card(header, "CRPIX1", float) or 1.0
+    return 10.0 ** (crval1 + cdelt1 * (np.arange(npix) + 1.0 - crpix1))
+
+
+APVISIT_META = {
+    "objid": ("OBJID", str),
+    "telescope": ("TELESCOP", str),
+    "plate": ("PLATE", str),
+    "mjd": ("MJD5", int),
+    "fiber": ("FIBERID", int),
+    "snr": ("SNR", float),
+    "ra": ("RA", float),
+    "dec": ("DEC", float),
+    "vhelio": ("VHELIO", float),
+    "vrad": ("VRAD", float),
+    "bc": ("BC", float),
+}
+
+
+def read_apvisit(path: str | Path) -> Spectrum:
+    """An apVisit file (3 chips x 4096 pixels, stored red chip first and each chip in
+    decreasing wavelength) as one spectrum in increasing wavelength. apVisit wavelengths
+    are vacuum like every APOGEE product (checked: cross-correlating these visits against
+    the vacuum emulator recovers the header VRAD to ~1 km/s; air would be off by ~80 km/s).
+    The spectrum is in the observed frame: it is not shifted to rest (see meta vrad)."""
+    path = Path(path)
+    with _open_fits(path) as hdul:
+        flux = _image(hdul, 1, "flux", path)
+        error = _image(hdul, 2, "error", path)
+        bitmask = _image(hdul, 3, "mask", path)
+        wave = _image(hdul, 4, "wavelength", path)
+        header = hdul[0].header
+        field = _visit_field(hdul)
+    if not (flux.shape == error.shape == bitmask.shape == wave.shape) or flux.ndim != 2:
+        raise SpectrumError(
+            f"{path}: flux/error/mask/wavelength shapes "
+            f"{flux.shape}/{error.shape}/{bitmask.shape}/{wave.shape} must be equal (nchip, npix)"
+        )
+    order = np.argsort(wave, axis=None, kind="stable")
+    wave, flux, error, bitmask = (a.ravel()[order] for a in (wave, flux, error, bitmask))
+    if not np.all(np.diff(wave) > 0):
+        raise SpectrumError(f"{path}: wavelengths are not finite and distinct across chips")
+    bad = bad_pixels(flux, error, bitmask)
+    meta = _meta(header, APVISIT_META)
+    if field:
+        meta["field"] = field
+    meta.update(path=str(path), nvisits=1, kind="apVisit")
+    spectrum = Spectrum(wave, flux, np.where(bad, np.inf, error), bad, meta)
+    return check_usable(spectrum)
+
+
+def _visit_field(hdul) -> str | None:
+    """The field name: apVisit headers lack it, but the HDU11 plugmap/target table has a
+    FIELD column (e.g. 'N188')."""
+    if len(hdul) > 11 and isinstance(hdul[11], fits.BinTableHDU):
+        table = hdul[11].data
+        if table is not None and "FIELD" in table.names and len(table):
+            return str(table["FIELD"][0]).strip() or None
+    return None
