@@ -8,17 +8,21 @@ import argparse
 
 from starbatch.analyses.registry import load_registry
 from starbatch.engine.entry import run_entry
-from starbatch.engine.runner import read_plan, run_batch
+from starbatch.engine.runner import read_plan, read_settings, run_batch
 
 
 def from_snakemake(smk) -> None:
+    p = smk.params
     run_batch(
         read_plan(smk.input.plan),
-        smk.params.root,
+        p.root,
         smk.output[0],
-        load_registry(smk.params.analysis_modules),
-        max_failed_fraction=smk.params.max_failed_fraction,
-        progress_seconds=smk.params.progress_seconds,
+        load_registry(p.analysis_modules),
+        max_failed_fraction=p.max_failed_fraction,
+        progress_seconds=p.progress_seconds,
+        settings=read_settings(smk.input.plan),
+        checkpoint_every=p.checkpoint_every,
+        checkpoint_seconds=p.checkpoint_seconds,
     )
 
 
@@ -30,6 +34,8 @@ def cli() -> None:
     ap.add_argument("--max-failed-fraction", type=float, default=0.5)
     ap.add_argument("--progress-seconds", type=float, default=30.0)
     ap.add_argument("--analysis-module", action="append", default=[], help="a user's analyses")
+    ap.add_argument("--checkpoint-every", type=int, default=100)
+    ap.add_argument("--checkpoint-seconds", type=float, default=300.0)
     a = ap.parse_args()
     run_batch(
         read_plan(a.plan),
@@ -38,6 +44,9 @@ def cli() -> None:
         load_registry(a.analysis_module),
         max_failed_fraction=a.max_failed_fraction,
         progress_seconds=a.progress_seconds,
+        settings=read_settings(a.plan),
+        checkpoint_every=a.checkpoint_every,
+        checkpoint_seconds=a.checkpoint_seconds,
     )
 
 

@@ -2,11 +2,17 @@
 observation is a flagged row; many mean the analysis is broken and the batch fails
 without writing; an analyse_many that loses track of its tasks fails the batch."""
 
+import os
+import signal
+
 import numpy as np
 import pytest
+from astropy.io import fits
 
-from starbatch.engine import flags
+import starbatch
+from starbatch.engine import flags, results
 from starbatch.engine.analysis import Analysis, Column
+from starbatch.engine.journal import journal_path
 from starbatch.engine.params import Parameter
 from starbatch.engine.results import read_table
 from starbatch.engine.runner import BatchError, run_batch
@@ -72,10 +78,15 @@ def plan_of(name: str, fail: int = 0) -> dict:
 REGISTRY = {cls.name: cls for cls in (Flaky, Miscounting)}
 
 
+def written(directory) -> list:
+    """What a batch left besides its journal (which a rerun resumes from)."""
+    return [p.name for p in directory.iterdir() if not p.name.endswith(".journal")]
+
+
 def test_a_few_analysis_errors_give_flagged_rows(sas, tmp_path):
     out = tmp_path / "b.fits"
     stats = run_batch(plan_of("flaky", fail=3), sas, out, REGISTRY, max_failed_fraction=0.5)
-    assert stats == {"n": N, "failed": 3, "setup_s": pytest.approx(stats["setup_s"])}
+    assert (stats["n"], stats["failed"], stats["resumed"]) == (N, 3, 0)
     table = read_table(out)
     assert list(table["line"]) == list(range(1, N + 1))
     bad = np.asarray(table["flag"]) == flags.ANALYSIS_ERROR
@@ -89,10 +100,140 @@ def test_more_errors_than_max_failed_fraction_fail_the_batch_and_write_nothing(s
     out = tmp_path / "b.fits"
     with pytest.raises(BatchError, match="raised errors on 6 of 10 observations"):
         run_batch(plan_of("flaky", fail=6), sas, out, REGISTRY, max_failed_fraction=0.5)
-    assert list(tmp_path.iterdir()) == []
+    assert written(tmp_path) == []
 
 
 def test_analyse_many_returning_the_wrong_count_fails_the_batch(sas, tmp_path):
     with pytest.raises(BatchError, match="returned 3 results for 4 tasks"):
         run_batch(plan_of("miscounting"), sas, tmp_path / "b.fits", REGISTRY)
-    assert list(tmp_path.iterdir()) == []
+    assert written(tmp_path) == []
+
+
+# --- the journal: a killed batch resumes where it stopped ---------------------------------
+
+
+class Counting(Flaky):
+    """Records which members it analysed; sends itself SIGTERM at member ``stop_at``."""
+
+    name = "counting"
+    seen: list[int] = []
+    stop_at = 0
+
+    def analyse(self, model, task):
+        if task.line == self.stop_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        Counting.seen.append(task.line)
+        return super().analyse(model, task)
+
+
+COUNTING = {"counting": Counting}
+TIMING = ("time_s", "setup_share_s")
+
+
+def science_of(path) -> dict:
+    table = read_table(path)
+    return {c: list(np.ma.filled(table[c], -1)) for c in table.colnames if c not in TIMING}
+
+
+def run_counting(sas, out, stop_at=0, **kw):
+    Counting.seen, Counting.stop_at = [], stop_at
+    return run_batch(plan_of("counting"), sas, out, COUNTING, checkpoint_every=1, **kw)
+
+
+def test_sigterm_keeps_finished_members_and_the_rerun_skips_them(sas, tmp_path, caplog):
+    reference = tmp_path / "reference.fits"
+    run_counting(sas, reference)
+    out = tmp_path / "b.fits"
+    with pytest.raises(SystemExit) as stop:
+        run_counting(sas, out, stop_at=6)
+    assert stop.value.code == 143 and not out.exists()
+    assert Counting.seen == [1, 2, 3, 4, 5]
+    journal = journal_path(out)
+    assert len(journal.read_text().splitlines()) == 1 + 5  # header + 5 members
+
+    caplog.set_level("INFO", "starbatch")
+    stats = run_counting(sas, out)
+    assert "resumed: 5 of 10 members already done" in caplog.text
+    assert Counting.seen == [6, 7, 8, 9, 10] and stats["resumed"] == 5
+    assert science_of(out) == science_of(reference)
+    assert not journal.exists()
+
+
+@pytest.mark.parametrize(
+    "damage, why",
+    [
+        (lambda text: "garbage\n" + text, "not a starbatch journal"),
+        (lambda text: text.replace('"plan": "', '"plan": "x'), "written for another plan"),
+        (lambda text: "", "not a starbatch journal"),
+        (lambda text: "\x00\x01\x02", "not a starbatch journal"),
+    ],
+    ids=["foreign", "other_plan", "empty", "binary"],
+)
+def test_a_journal_that_is_not_this_batchs_is_ignored(sas, tmp_path, caplog, damage, why):
+    out = tmp_path / "b.fits"
+    with pytest.raises(SystemExit):
+        run_counting(sas, out, stop_at=4)
+    journal = journal_path(out)
+    journal.write_text(damage(journal.read_text()))
+    caplog.set_level("INFO", "starbatch")
+    run_counting(sas, out)
+    assert why in caplog.text and "resumed" not in caplog.text
+    assert Counting.seen == list(range(1, N + 1))  # nothing trusted: all redone
+
+
+def test_a_journal_cut_short_by_a_kill_keeps_its_whole_lines(sas, tmp_path, caplog):
+    out = tmp_path / "b.fits"
+    with pytest.raises(SystemExit):
+        run_counting(sas, out, stop_at=5)
+    journal = journal_path(out)
+    text = journal.read_text()
+    journal.write_text(text[: len(text) - 20])  # the last record half written
+    caplog.set_level("INFO", "starbatch")
+    run_counting(sas, out)
+    assert "cut short; dropped" in caplog.text and "resumed: 3 of 10" in caplog.text
+    assert Counting.seen == [4, 5, 6, 7, 8, 9, 10]
+
+
+def test_members_of_another_plan_are_never_mixed_in(sas, tmp_path, caplog):
+    """The table grew: the batch's members changed, its old journal is not trusted."""
+    out = tmp_path / "b.fits"
+    with pytest.raises(SystemExit):
+        run_counting(sas, out, stop_at=5)
+    grown = plan_of("counting")
+    grown["members"] = grown["members"][::-1]
+    caplog.set_level("INFO", "starbatch")
+    Counting.seen, Counting.stop_at = [], 0
+    run_batch(grown, sas, out, COUNTING)
+    assert "written for another plan" in caplog.text
+    assert sorted(Counting.seen) == list(range(1, N + 1))
+
+
+def test_sigterm_during_the_final_write_loses_nothing(sas, tmp_path, monkeypatch):
+    out = tmp_path / "b.fits"
+    original = results.write_fits
+
+    def interrupted_write(table, path):
+        original(table, path.with_name("partial.fits"))  # got this far, then the signal
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(results, "write_fits", interrupted_write)
+    with pytest.raises(SystemExit):
+        run_counting(sas, out)
+    monkeypatch.setattr(results, "write_fits", original)
+    assert not out.exists() and len(Counting.seen) == N
+    run_counting(sas, out)
+    assert Counting.seen == [] and len(read_table(out)) == N
+
+
+def test_provenance_in_the_header_and_in_every_row(sas, tmp_path):
+    out = tmp_path / "b.fits"
+    run_counting(sas, out)
+    header = fits.getheader(out, 1)
+    assert header["SBVERS"] == starbatch.__version__ and header["ANALYSIS"] == "counting"
+    assert len(header["PARHASH"]) == 64 and header["DATE-BEG"] <= header["DATE-END"]
+    assert header["PYVERS"] and header["NPVERS"] == np.__version__ and header["HOST"]
+    table = read_table(out)
+    first = sas / table["path"][0]
+    assert table["input_size"][0] == first.stat().st_size
+    assert table["input_mtime_ns"][0] == first.stat().st_mtime_ns
+    assert set(table["analysis_version"]) == {"1"}

@@ -24,6 +24,8 @@ rule analyse_batch:
         root=sas_root(),
         max_failed_fraction=config["max_failed_fraction"],
         progress_seconds=config.get("progress_seconds", 10),
+        checkpoint_every=config.get("checkpoint_every", 100),
+        checkpoint_seconds=config.get("checkpoint_seconds", 300),
         analysis_modules=config.get("analysis_modules", []),
     script:
         "../../scripts/run_batch.py"

@@ -58,6 +58,8 @@ class Analysis:
     product: ClassVar[DataProduct]
     parameters: ClassVar[tuple[Parameter, ...]] = ()
     columns: ClassVar[tuple[Column, ...]] = ()
+    # Recorded in every result row and header; raise it when results change.
+    version: ClassVar[str] = "1"
     # How many tasks analyse_many receives at once (bounds memory when vectorised).
     chunk_size: ClassVar[int] = 1
     # What one batch job needs before anything was measured (keys of DEFAULT_RESOURCES;
@@ -122,6 +124,16 @@ DEFAULT_RESOURCES = {
 # Columns every result table has; an analysis may not declare them.
 BOOKKEEPING = ("analysis", "batch", "source", "line", "path")
 TRAILING = ("flag", "flag_names", "error", "time_s", "setup_share_s")
+# What a row was made from (so a status check can tell a stale row).
+PROVENANCE = (
+    "input_size",
+    "input_mtime_ns",
+    "input_checksum",
+    "input_datasum",
+    "model_files",
+    "model_sha256",
+    "analysis_version",
+)
 PARAMETER_TYPES = (int, float, bool, str)
 ANALYSIS_NAME = re.compile(r"[A-Za-z0-9_]+")
 
@@ -155,13 +167,13 @@ def contract_problems(cls: type) -> list[str]:
             )
         if p.name in seen:
             problems.append(f"parameter {p.name!r} is declared twice (or is an observation key)")
-        if p.name in BOOKKEEPING + TRAILING:
+        if p.name in BOOKKEEPING + TRAILING + PROVENANCE:
             problems.append(f"parameter {p.name!r} clashes with a bookkeeping column; rename it")
         seen.add(p.name)
     for c in getattr(cls, "columns", ()):
         if not isinstance(c, Column):
             problems.append(f"columns: {c!r} is not a starbatch.engine.analysis.Column")
-        elif c.name in BOOKKEEPING + TRAILING or c.name in seen:
+        elif c.name in BOOKKEEPING + TRAILING + PROVENANCE or c.name in seen:
             problems.append(f"column {c.name!r} clashes with a bookkeeping column or parameter")
     unknown = sorted(set(getattr(cls, "resources", {})) - set(DEFAULT_RESOURCES))
     if unknown:

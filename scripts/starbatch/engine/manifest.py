@@ -1,5 +1,6 @@
-"""Reading the plan manifest from Snakemake input functions. Deliberately
-light (no pandas): every cluster job re-parses the Snakefile."""
+"""The plan's files as Snakemake and the batch jobs read them: the manifest (from
+input functions) and where each batch's settings live. Deliberately light (no pandas):
+every cluster job re-parses the Snakefile."""
 
 from __future__ import annotations
 
@@ -44,6 +45,14 @@ def manifest_analyses(path: str | Path) -> dict[str, list[str]]:
     Read-only (shared between calls)."""
     path = str(path)
     return _index(path, Path(path).stat().st_mtime)[1]
+
+
+def settings_path(plan_path: str | Path) -> Path:
+    """Where a batch plan's insignificant parameters are: results/plan/settings/B.json
+    beside results/plan/batches/B.json. Not a job input (a change must rerun nothing);
+    the batch job reads it when it runs."""
+    plan_path = Path(plan_path)
+    return plan_path.parent.parent / "settings" / plan_path.name
 
 
 def format_manifest(rows) -> str:

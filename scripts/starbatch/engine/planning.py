@@ -22,7 +22,7 @@ import pandas as pd
 
 from .analysis import Analysis
 from .atomic import write_text_if_changed
-from .manifest import format_manifest
+from .manifest import format_manifest, settings_path
 from .tables import TableError, TaskTable, load_tasks
 
 log = logging.getLogger("starbatch")
@@ -122,12 +122,16 @@ def batch_documents(plan: Plan, registry: Mapping[str, type[Analysis]]) -> dict[
         first = positions[0]
         cls = registry[column("analysis")[first]]
         keys = {k: column(k) for k in cls.product.key_names}
+        significant = [p for p in cls.all_parameters() if p.significant]
+        insignificant = [p for p in cls.all_parameters() if not p.significant]
         line, source, path = column("line"), column("source"), column("path")
         docs[batch] = {
             "batch": batch,
             "analysis": cls.name,
-            # Insignificant parameters take the first member's value (table order).
-            "params": {p.name: column(p.name)[first] for p in cls.all_parameters()},
+            "params": {p.name: column(p.name)[first] for p in significant},
+            # Insignificant parameters take the first member's value (table order); they
+            # go to a file of their own (settings_path), so changing them reruns nothing.
+            "settings": {p.name: column(p.name)[first] for p in insignificant},
             "members": [
                 {
                     "line": int(line[i]),
@@ -156,6 +160,10 @@ def _jsonable(value):
     return value.item() if hasattr(value, "item") else value
 
 
+def model_files(cls: type[Analysis], doc: dict) -> list[str]:
+    return cls.model_files({**doc["params"], **doc["settings"]})
+
+
 def write_plan(
     plan: Plan,
     plan_dir: Path,
@@ -171,18 +179,22 @@ def write_plan(
     # Everything that can fail is computed before the first file is written, so a
     # failed plan leaves the previous one intact.
     rows = [
-        (b, d["analysis"], len(d["members"]), registry[d["analysis"]].model_files(d["params"]))
+        (b, d["analysis"], len(d["members"]), model_files(registry[d["analysis"]], d))
         for b, d in docs.items()
     ]
     batch_dir.mkdir(parents=True, exist_ok=True)
     written = 0
     for batch, doc in docs.items():
+        settings = doc.pop("settings")
         text = json.dumps(doc, indent=1, sort_keys=True) + "\n"
         written += write_text_if_changed(batch_dir / f"{batch}.json", text)
+        settings_text = json.dumps(settings, sort_keys=True) + "\n"
+        write_text_if_changed(settings_path(batch_dir / f"{batch}.json"), settings_text)
     removed = 0
     for stale in batch_dir.glob("*.json"):
         if stale.stem not in docs:
             stale.unlink()
+            settings_path(stale).unlink(missing_ok=True)
             removed += 1
 
     skipped = plan.skipped

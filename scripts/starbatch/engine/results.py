@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -14,7 +14,7 @@ from astropy.io import fits
 from astropy.table import Table, vstack
 
 from . import flags
-from .analysis import BOOKKEEPING, TRAILING, Task
+from .analysis import BOOKKEEPING, PROVENANCE, TRAILING, Task
 from .atomic import write_atomic
 
 if TYPE_CHECKING:
@@ -30,6 +30,18 @@ class Outcome:
     flag: int
     error: str
     seconds: float
+    input: dict = field(default_factory=dict)  # the file read: size, mtime_ns, checksums
+
+
+PROVENANCE_DESCRIPTIONS = {
+    "input_size": "size of the input file when it was read",
+    "input_mtime_ns": "modification time of the input file (ns since the epoch)",
+    "input_checksum": "FITS CHECKSUM card of the input file, if it has one",
+    "input_datasum": "FITS DATASUM card of the input file, if it has one",
+    "model_files": "model files the analysis loaded (; separated)",
+    "model_sha256": "sha256 of each model file (; separated)",
+    "analysis_version": "version string of the analysis",
+}
 
 
 def _unit(text: str):
@@ -37,8 +49,16 @@ def _unit(text: str):
 
 
 def write_batch_table(
-    output, plan: dict, cls: type[Analysis], outcomes: Sequence[Outcome], setup: float
+    output,
+    plan: dict,
+    cls: type[Analysis],
+    outcomes: Sequence[Outcome],
+    setup: float,
+    header: dict | None = None,
+    models: Sequence[tuple[str, str]] = (),
 ) -> None:
+    """One row per member; ``header`` the provenance cards, ``models`` the (path,
+    sha256) of each model file the analysis loaded (also recorded in every row)."""
     n = len(outcomes)
     t = Table()
     t["analysis"] = [cls.name] * n
@@ -60,6 +80,16 @@ def write_batch_table(
     t["error"] = [o.error for o in outcomes]
     t["time_s"] = np.array([o.seconds for o in outcomes]) * u.s
     t["setup_share_s"] = np.full(n, setup / max(n, 1)) * u.s
+    facts = [o.input for o in outcomes]
+    t["input_size"] = np.array([f.get("size", -1) for f in facts], dtype=np.int64) * u.byte
+    t["input_mtime_ns"] = np.array([f.get("mtime_ns", -1) for f in facts], dtype=np.int64)
+    t["input_checksum"] = [f.get("checksum", "") for f in facts]
+    t["input_datasum"] = [f.get("datasum", "") for f in facts]
+    t["model_files"] = [";".join(path for path, _ in models)] * n
+    t["model_sha256"] = [";".join(sha for _, sha in models)] * n
+    t["analysis_version"] = [str(getattr(cls, "version", ""))] * n
+    for name, text in PROVENANCE_DESCRIPTIONS.items():
+        t[name].description = text
     t.meta["BATCH"] = plan["batch"]
     t.meta["ANALYSIS"] = cls.name
     t.meta["SETUP_S"] = round(setup, 6)
@@ -67,6 +97,8 @@ def write_batch_table(
     t.meta["NFAILED"] = int(sum(bool(o.flag & flags.FAILED) for o in outcomes))
     for key, value, comment in flags.header_cards():
         t.meta[key] = (value, comment)
+    for key, card in (header or {}).items():
+        t.meta[key] = card
     write_fits(t, output)
 
 
@@ -111,12 +143,33 @@ def merge(paths: Sequence) -> Table:
     if not tables:
         return Table()
     merged = vstack(tables, join_type="outer", metadata_conflicts="silent")
-    for key in ("BATCH", "SETUP_S", "NMEMBER", "NFAILED"):
-        merged.meta.pop(key, None)
+    merged.meta = merged_meta([t.meta for t in tables])
     first = [c for c in BOOKKEEPING if c in merged.colnames]
-    last = [c for c in TRAILING if c in merged.colnames]
+    last = [c for c in TRAILING + PROVENANCE if c in merged.colnames]
     middle = [c for c in merged.colnames if c not in first and c not in last]
     return merged[first + middle + last]
+
+
+# Cards that describe one batch only; a summary's rows say it per row.
+_PER_BATCH = ("BATCH", "SETUP_S", "NMEMBER", "NFAILED")
+
+
+def merged_meta(metas: Sequence[dict]) -> dict:
+    """A summary's header: what all its tables share, 'mixed' where they differ (e.g.
+    rows made by two starbatch versions), the span of DATE-BEG..DATE-END."""
+    out: dict = {}
+    keys = dict.fromkeys(k for m in metas for k in m if k not in _PER_BATCH)
+    for key in keys:
+        values = [m[key] for m in metas if key in m]
+        if key == "DATE-BEG":
+            out[key] = min(values)
+        elif key == "DATE-END":
+            out[key] = max(values)
+        elif isinstance(values[0], (list, dict)):
+            continue  # COMMENT/HISTORY lists: not provenance
+        else:
+            out[key] = values[0] if all(v == values[0] for v in values) else "mixed"
+    return out
 
 
 def write_table(table: Table, fits_path, csv_path=None) -> None:

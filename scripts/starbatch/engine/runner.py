@@ -1,18 +1,23 @@
 """The batch runner: load the analysis's expensive part once, hand it the member
-tasks (singly or in chunks), never let one bad spectrum end the batch, and write
-one result table per batch atomically."""
+tasks (singly or in chunks), never let one bad spectrum end the batch, journal what is
+finished (so a killed batch resumes), and write one result table per batch atomically."""
 
 from __future__ import annotations
 
 import json
 import logging
+import signal
+import threading
 import time
 import traceback
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
-from . import flags
+from . import flags, provenance
 from .analysis import Analysis, Task, UnusableInput
+from .journal import Journal, journal_path, plan_digest
+from .manifest import settings_path
 from .results import Outcome, write_batch_table
 
 log = logging.getLogger("starbatch")
@@ -22,12 +27,44 @@ class BatchError(RuntimeError):
     """The whole batch failed (set-up failed, or too many members failed)."""
 
 
+class Terminated(BaseException):
+    """SIGTERM (SLURM's time limit, scancel, a node drain). A BaseException, so that an
+    analysis's ``except Exception`` cannot swallow it."""
+
+
+@contextmanager
+def _sigterm_raises():
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def handler(signum, frame):
+        raise Terminated(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def read_plan(path: str | Path) -> dict:
     with open(path) as fh:
         try:
             return json.load(fh)
         except ValueError as exc:  # truncated or edited by hand
             raise ValueError(f"batch plan {path}: not valid JSON ({exc})") from None
+
+
+def read_settings(plan_path: str | Path) -> dict:
+    """The batch's insignificant parameters, written by planning beside its plan."""
+    path = settings_path(plan_path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}  # planned by an older starbatch: the analysis's defaults
+    except ValueError as exc:
+        raise ValueError(f"batch settings {path}: not valid JSON ({exc})") from None
 
 
 def iter_tasks(plan: dict, root: Path, params: Mapping) -> Iterator[Task]:
@@ -47,18 +84,41 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[start : start + max(1, size)]
 
 
-def _read(analysis: type[Analysis], task: Task) -> tuple[int, str]:
-    """Read the task's spectrum; on failure return the flag and message."""
+def _read(analysis: type[Analysis], task: Task) -> tuple[int, str, dict]:
+    """Read the task's spectrum; on failure the flag and message. Also what the file was
+    (size, modification time, FITS checksums), so a result can be matched to its bytes."""
+    facts = {}
+    try:
+        st = task.path.stat()
+        facts = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    except OSError:
+        pass
     read_params = {p.name: task.params[p.name] for p in analysis.product.read_parameters}
     try:
         task.spectrum = analysis.product.read(task.path, **read_params)
     except FileNotFoundError:
-        return flags.READ_ERROR, f"file not found: {task.path}"
+        return flags.READ_ERROR, f"file not found: {task.path}", facts
     except UnusableInput as exc:  # the message names the file
-        return exc.flag, str(exc)
+        return exc.flag, str(exc), facts
     except (OSError, ValueError, IndexError, KeyError, TypeError) as exc:
-        return flags.READ_ERROR, f"cannot read {task.path}: {type(exc).__name__}: {exc}"
-    return 0, ""
+        return flags.READ_ERROR, f"cannot read {task.path}: {type(exc).__name__}: {exc}", facts
+    meta = getattr(task.spectrum, "meta", {}) or {}
+    for key in ("checksum", "datasum"):
+        if meta.get(key):
+            facts[key] = str(meta[key])
+    return 0, "", facts
+
+
+def _load(cls: type[Analysis], params: dict):
+    t0 = time.perf_counter()
+    try:
+        analysis = cls()
+        model = analysis.load(params)
+    except Exception as exc:
+        raise BatchError(f"set-up of {cls.name} failed: {type(exc).__name__}: {exc}") from exc
+    setup = time.perf_counter() - t0
+    log.info("set-up (load) took %.2f s", setup)
+    return analysis, model, setup
 
 
 def run_batch(
@@ -68,52 +128,76 @@ def run_batch(
     registry: Mapping[str, type[Analysis]],
     max_failed_fraction: float = 0.5,
     progress_seconds: float = 30.0,
+    settings: Mapping | None = None,
+    checkpoint_every: int = 100,
+    checkpoint_seconds: float = 300.0,
 ) -> dict:
-    """Run every member of one batch and write the result table to ``output``."""
+    """Run every member of one batch and write the result table to ``output``.
+
+    ``plan`` holds the members and the significant parameters; ``settings`` the
+    insignificant ones (kept apart so that changing them never reruns a finished batch).
+    Finished members go to a journal every ``checkpoint_every`` members or
+    ``checkpoint_seconds``, and on SIGTERM; a rerun skips them."""
     cls = registry[plan["analysis"]]
-    params = plan["params"]
+    defaults = {p.name: p.default for p in cls.all_parameters() if not p.significant}
+    params = {**defaults, **plan["params"], **(settings or {})}
     tasks = list(iter_tasks(plan, Path(root), params))
     n = len(tasks)
     log.info("batch %s: %s on %d observation(s), params %s", plan["batch"], cls.name, n, params)
+    started = provenance.utc_now()
 
-    t0 = time.perf_counter()
-    try:
-        analysis = cls()
-        model = analysis.load(params)
-    except Exception as exc:
-        raise BatchError(f"set-up of {cls.name} failed: {type(exc).__name__}: {exc}") from exc
-    setup = time.perf_counter() - t0
-    log.info("set-up (load) took %.2f s", setup)
+    # A journal of another plan or another version of the analysis is not trusted.
+    journal = Journal(journal_path(output), f"{plan_digest(plan)}:{cls.version}")
+    kept, outcomes = {}, {}
+    for i, record in journal.read().items():
+        # Analysis errors are retried (the analysis may have been fixed); bad files not.
+        try:
+            if record["path"] == tasks[i].extra["relpath"] and not (
+                record["flag"] & flags.ANALYSIS_ERROR
+            ):
+                outcomes[i] = _from_record(tasks[i], record)
+                kept[i] = record
+        except (KeyError, IndexError, TypeError, ValueError):
+            log.warning("journal %s: entry for member %s is malformed; redone", journal.path, i)
+    journal.start(kept)
+    if outcomes:
+        log.info("resumed: %d of %d members already done (%s)", len(outcomes), n, journal.path)
+    todo = [i for i in range(n) if i not in outcomes]
 
-    outcomes: list[Outcome] = []
-    last_report = started = time.perf_counter()
-    for chunk in _chunks(tasks, cls.chunk_size):
-        c0 = time.perf_counter()
-        readable, read_failures = [], []
-        for task in chunk:
-            flag, error = _read(cls, task)
-            (read_failures if flag else readable).append((task, flag, error))
-        results = analysis.analyse_many(model, [t for t, _, _ in readable]) if readable else []
-        if len(results) != len(readable):
-            raise BatchError(
-                f"{cls.name}.analyse_many returned {len(results)} results for {len(readable)} tasks"
+    setup = 0.0
+    with _sigterm_raises():
+        try:
+            if todo:
+                analysis, model, setup = _load(cls, params)
+            last_flush = last_report = t_start = time.perf_counter()
+            for chunk in _chunks(todo, cls.chunk_size):
+                for i, outcome in _run_chunk(cls, analysis, model, tasks, chunk):
+                    outcomes[i] = outcome
+                    journal.add(i, tasks[i].extra["relpath"], outcome)
+                now = time.perf_counter()
+                if (
+                    len(journal.pending) >= checkpoint_every
+                    or now - last_flush >= checkpoint_seconds
+                ):
+                    journal.flush()
+                    last_flush = now
+                if now - last_report >= progress_seconds or len(outcomes) == n:
+                    rate = (len(outcomes) - (n - len(todo))) / max(now - t_start, 1e-9)
+                    log.info("progress %d/%d observations (%.1f per s)", len(outcomes), n, rate)
+                    last_report = now
+        except Terminated:
+            journal.flush()
+            log.error(
+                "stopped by SIGTERM after %d of %d members; the journal keeps them for the rerun",
+                len(outcomes),
+                n,
             )
-        per_task = (time.perf_counter() - c0) / len(chunk)
-        for task, flag, error in read_failures:
-            outcomes.append(Outcome(task, {}, flag, error, per_task))
-        for (task, _, _), result in zip(readable, results, strict=True):
-            outcomes.append(_outcome(task, result, per_task))
-        for task in chunk:
-            task.spectrum = None  # free memory as we go
-        now = time.perf_counter()
-        if now - last_report >= progress_seconds or len(outcomes) == n:
-            rate = len(outcomes) / max(now - started, 1e-9)
-            log.info("progress %d/%d observations (%.1f per s)", len(outcomes), n, rate)
-            last_report = now
+            raise SystemExit(143) from None
+        finally:
+            journal.flush()
 
-    position = {id(t): i for i, t in enumerate(tasks)}
-    outcomes.sort(key=lambda o: position[id(o.task)])
-    failed = [o for o in outcomes if o.flag & flags.FAILED]
+    ordered = [outcomes[i] for i in range(n)]
+    failed = [o for o in ordered if o.flag & flags.FAILED]
     for o in failed:
         log.warning("line %s (%s): %s", o.task.line, o.task.path.name, o.error)
     # Unreadable or unusable files are facts about single observations and stay
@@ -124,18 +208,61 @@ def run_batch(
             f"{cls.name} raised errors on {len(crashed)} of {n} observations (more than "
             f"max_failed_fraction={max_failed_fraction}); first: {crashed[0].error}"
         )
-    write_batch_table(output, plan, cls, outcomes, setup)
+    models = provenance.model_digests(cls.model_files(params))
+    header = provenance.header_cards(cls, plan["params"], models, started, provenance.utc_now())
+    with _sigterm_raises():
+        try:
+            write_batch_table(output, plan, cls, ordered, setup, header, models)
+        except Terminated:
+            log.error("stopped by SIGTERM while writing %s; the journal keeps every member", output)
+            raise SystemExit(143) from None
+    journal.remove()
     log.info("wrote %s (%d rows, %d flagged as failed)", output, n, len(failed))
-    return {"n": n, "failed": len(failed), "setup_s": setup}
+    return {"n": n, "failed": len(failed), "setup_s": setup, "resumed": n - len(todo)}
 
 
-def _outcome(task: Task, result: dict | Exception, seconds: float) -> Outcome:
+def _run_chunk(cls, analysis, model, tasks: list[Task], indices: list[int]):
+    """(member index, Outcome) of the members ``indices``: read, then analysed together."""
+    c0 = time.perf_counter()
+    chunk = [tasks[i] for i in indices]
+    readable, read_failures = [], []
+    for i, task in zip(indices, chunk, strict=True):
+        flag, error, facts = _read(cls, task)
+        (read_failures if flag else readable).append((i, task, flag, error, facts))
+    results = analysis.analyse_many(model, [r[1] for r in readable]) if readable else []
+    if len(results) != len(readable):
+        raise BatchError(
+            f"{cls.name}.analyse_many returned {len(results)} results for {len(readable)} tasks"
+        )
+    per_task = (time.perf_counter() - c0) / len(chunk)
+    out = []
+    for i, task, flag, error, facts in read_failures:
+        out.append((i, Outcome(task, {}, flag, error, per_task, facts)))
+    for (i, task, _, _, facts), result in zip(readable, results, strict=True):
+        out.append((i, _outcome(task, result, per_task, facts)))
+    for task in chunk:
+        task.spectrum = None  # free memory as we go
+    return out
+
+
+def _from_record(task: Task, record: dict) -> Outcome:
+    return Outcome(
+        task,
+        dict(record["result"]),
+        int(record["flag"]),
+        str(record["error"]),
+        float(record["seconds"]),
+        dict(record.get("input", {})),
+    )
+
+
+def _outcome(task: Task, result: dict | Exception, seconds: float, facts: dict) -> Outcome:
     if isinstance(result, Exception):
         flag = getattr(result, "flag", flags.ANALYSIS_ERROR)
         message = f"{type(result).__name__}: {result}"
         log.debug("line %s traceback:\n%s", task.line, "".join(traceback.format_exception(result)))
-        return Outcome(task, {}, flag, message, seconds)
+        return Outcome(task, {}, flag, message, seconds, facts)
     result = dict(result)
     flag = int(result.pop("flag", 0))
     error = str(result.pop("error", ""))
-    return Outcome(task, result, flag, error, seconds)
+    return Outcome(task, result, flag, error, seconds, facts)
