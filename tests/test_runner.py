@@ -53,6 +53,9 @@ def sas(tmp_path_factory, emulator):
     for i in range(N):
         flux, error, bitmask = make_synthetic_star(emulator, [4800, 2.5, -0.2], 80, rng)
         write_apstar(root / apstar_relpath("F1", f"2M{i:08d}"), flux, error, bitmask, {})
+    first = root / apstar_relpath("F1", "2M00000000")
+    with fits.open(first) as hdul:  # one file with FITS checksums, as SDSS writes them
+        hdul.writeto(first, checksum=True, overwrite=True)
     return root
 
 
@@ -236,4 +239,7 @@ def test_provenance_in_the_header_and_in_every_row(sas, tmp_path):
     first = sas / table["path"][0]
     assert table["input_size"][0] == first.stat().st_size
     assert table["input_mtime_ns"][0] == first.stat().st_mtime_ns
+    assert table["input_checksum"][0] == fits.getheader(first)["CHECKSUM"]
+    assert table["input_datasum"][0] == fits.getheader(first)["DATASUM"]
+    assert table["input_checksum"][1] == ""  # the others have none
     assert set(table["analysis_version"]) == {"1"}

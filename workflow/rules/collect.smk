@@ -82,3 +82,17 @@ rule timing:
         CONDA_ENV
     script:
         "../../scripts/plot_timing.py"
+
+
+rule status:
+    input:
+        summary="results/summary.fits",
+        skipped="results/plan/skipped.csv",
+    log:
+        "logs/status.log",
+    conda:
+        CONDA_ENV
+    params:
+        root=sas_root(),
+    script:
+        "../../scripts/status.py"

@@ -199,7 +199,7 @@ def get_final_output():
 
 def run_summary():
     """One line at the end of a run: how many tasks ran, failed, were skipped."""
-    from starbatch.engine.rerun import count_rows
+    from starbatch.engine.status import count_rows
 
     failed = count_rows("results/failed.csv")
     skipped = count_rows("results/plan/skipped.csv") or 0
@@ -210,7 +210,7 @@ def run_summary():
         f"starbatch: {failed} failed observation(s) (results/failed.csv), "
         f"{skipped} not run for missing files (results/plan/skipped.csv)"
         + (
-            "; after fixing, rerun them with: python scripts/rerun_failed.py"
+            "; after fixing, rerun them with: python scripts/status.py --rerun failed"
             if failed + skipped
             else ""
         )

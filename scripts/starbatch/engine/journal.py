@@ -16,6 +16,8 @@ import logging
 import os
 from pathlib import Path
 
+from .atomic import write_atomic
+
 log = logging.getLogger("starbatch")
 FORMAT = "starbatch-journal-1"
 
@@ -76,10 +78,7 @@ class Journal:
         """Begin (or rewrite) the journal holding ``done``."""
         header = json.dumps({"format": FORMAT, "plan": self.digest})
         lines = [header] + [json.dumps(r) for _, r in sorted(done.items())]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("\n".join(lines) + "\n")
-        os.replace(tmp, self.path)
+        write_atomic(self.path, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
 
     def add(self, index: int, path: str, outcome) -> None:
         record = {

@@ -141,13 +141,25 @@ def merge(paths: Sequence) -> Table:
     tables = [read_table(p) for p in paths]
     tables = [t for t in tables if len(t)] or tables[:1]
     if not tables:
-        return Table()
+        return empty_table()  # nothing ran (every file missing): a summary all the same
     merged = vstack(tables, join_type="outer", metadata_conflicts="silent")
     merged.meta = merged_meta([t.meta for t in tables])
     first = [c for c in BOOKKEEPING if c in merged.colnames]
     last = [c for c in TRAILING + PROVENANCE if c in merged.colnames]
     middle = [c for c in merged.colnames if c not in first and c not in last]
     return merged[first + middle + last]
+
+
+def empty_table() -> Table:
+    """A summary without rows, with the columns every summary has."""
+    t = Table()
+    for name in BOOKKEEPING + ("flag_names", "error"):
+        t[name] = np.zeros(0, dtype="U1")
+    t["line"] = np.zeros(0, dtype=np.int64)
+    t["flag"] = np.zeros(0, dtype=np.int32)
+    t["time_s"] = np.zeros(0) * u.s
+    t["setup_share_s"] = np.zeros(0) * u.s
+    return t[list(BOOKKEEPING + TRAILING)]
 
 
 # Cards that describe one batch only; a summary's rows say it per row.

@@ -101,7 +101,10 @@ def batch_timing(summary_path, output) -> None:
     ax.set_xlabel("observations in batch")
     ax.set_ylabel("seconds per batch")
     ax.set_yscale("symlog", linthresh=0.01)
-    ax.legend(fontsize=8)
+    if len(table):
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no batch ran", ha="center", transform=ax.transAxes)
     ax.set_title("Set-up (paid once per batch) vs per-observation work")
     fig.tight_layout()
     write_atomic(output, lambda tmp: fig.savefig(tmp, format="png"))

@@ -185,6 +185,9 @@ APSTAR_META = {
     "ra": ("RA", float),
     "dec": ("DEC", float),
     "vhelio": ("VHELIO", float),
+    # FITS checksums, recorded with each result so a row can be matched to its bytes.
+    "checksum": ("CHECKSUM", str),
+    "datasum": ("DATASUM", str),
 }
 
 
@@ -246,6 +249,8 @@ APVISIT_META = {
     "vhelio": ("VHELIO", float),
     "vrad": ("VRAD", float),
     "bc": ("BC", float),
+    "checksum": ("CHECKSUM", str),
+    "datasum": ("DATASUM", str),
 }
 
 
