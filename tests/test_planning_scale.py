@@ -69,7 +69,12 @@ def reference_documents(plan, registry):
         docs[batch] = {
             "batch": batch,
             "analysis": cls.name,
-            "params": {p.name: _jsonable(first[p.name]) for p in cls.all_parameters()},
+            "params": {
+                p.name: _jsonable(first[p.name]) for p in cls.all_parameters() if p.significant
+            },
+            "settings": {
+                p.name: _jsonable(first[p.name]) for p in cls.all_parameters() if not p.significant
+            },
             "members": [
                 {
                     "line": int(r["line"]),

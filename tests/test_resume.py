@@ -54,7 +54,9 @@ def objs(n: int) -> list[str]:
     return [f"2M{i:08d}+0000000" for i in range(n)]
 
 
-def make_project(workdir: Path, n: int = N, missing: int = 0, device: str = "cpu") -> Path:
+def make_project(
+    workdir: Path, n: int = N, missing: int = 0, device: str = "cpu", pause: float = 0.04, **config
+) -> Path:
     """n members linked to the real file; the last ``missing`` have no file."""
     sas = workdir / "sas"
     sas.mkdir(exist_ok=True)
@@ -65,10 +67,10 @@ def make_project(workdir: Path, n: int = N, missing: int = 0, device: str = "cpu
         if not path.exists():
             path.symlink_to(REAL_FILE)
     (workdir / "slow.py").write_text(SLOW)
-    rows = [f"slow,apo25m,F0,{obj},{device}" for obj in objs(n)]
+    rows = [f"slow,apo25m,F0,{obj},{device},{pause}" for obj in objs(n)]
     (workdir / "config").mkdir(exist_ok=True)
     (workdir / "config/observations.csv").write_text(
-        "analysis,telescope,field,obj,device\n" + "\n".join(rows) + "\n"
+        "analysis,telescope,field,obj,device,pause\n" + "\n".join(rows) + "\n"
     )
     write_config(
         workdir,
@@ -81,6 +83,7 @@ def make_project(workdir: Path, n: int = N, missing: int = 0, device: str = "cpu
             "checkpoint_every": 10,
             "analysis_modules": ["slow.py"],
             "demo": {"enabled": False},
+            **config,
         },
     )
     return workdir

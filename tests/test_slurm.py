@@ -156,3 +156,41 @@ def test_slurm_results_equal_the_local_run(runs):
             np.testing.assert_allclose(b, a, rtol=1e-10, atol=0, equal_nan=True, err_msg=name)
         else:
             assert a.tolist() == b.tolist(), name
+
+
+def test_a_batch_that_hits_its_time_limit_resumes_in_the_retry(slurm, tmp_path):
+    """SLURM's TIMEOUT sends SIGTERM (then SIGKILL): the batch saves its journal, the
+    profile resubmits it with a doubled time limit, and the retry resumes."""
+    from test_resume import analysed, make_project
+
+    env, cpus = slurm
+    # 100 s of work against a 1-minute limit (2 minutes for the retry).
+    resources = {"runtime_setup_s": 0, "runtime_per_obs_s": 0.6, "mem_mb": 500}
+    workdir = make_project(
+        tmp_path, n=100, pause=1.0, min_runtime_minutes=1, analyses={"slow": resources}
+    )
+    proc = snakemake(
+        workdir,
+        "--profile",
+        str(PROFILE),
+        "--workflow-profile",
+        "none",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--cores",
+        str(cpus),
+        env=env,
+        timeout=900,
+    )
+    slurm_logs = "".join(p.read_text() for p in workdir.glob(".snakemake/slurm_logs/**/*.log"))
+    assert "CANCELLED" in slurm_logs and "DUE TO TIME LIMIT" in slurm_logs, slurm_logs[-3000:]
+    assert "stopped by SIGTERM after" in slurm_logs  # the first attempt saved its journal
+    logs = (workdir / "logs/batches").glob("*.log")  # the retry's (Snakemake replaced the first)
+    logs = "".join(p.read_text() for p in logs)
+    resumed = re.search(r"resumed: (\d+) of 100 members already done", logs)
+    assert resumed and int(resumed.group(1)) >= 30, logs[-3000:]
+    assert len(analysed(workdir)) <= 100 + 10  # at most one checkpoint redone
+    summary = read_table(workdir / "results/summary.fits")
+    assert len(summary) == 100 and (np.asarray(summary["flag"]) == 0).all()

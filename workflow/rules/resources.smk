@@ -9,7 +9,7 @@ import math
 
 # Shortest time limit asked for (minutes): tiny batches on a slow file system
 # should not hit TIMEOUT.
-MIN_RUNTIME_MIN = 10
+MIN_RUNTIME_MIN = config.get("min_runtime_minutes", 10)
 
 
 def batch_analysis(batch):

@@ -39,6 +39,9 @@ def _sigterm_raises():
         return
 
     def handler(signum, frame):
+        # SLURM repeats the signal while the step winds down: once is enough, and a
+        # second one must not interrupt the journal's flush.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Terminated(f"signal {signum}")
 
     previous = signal.signal(signal.SIGTERM, handler)
