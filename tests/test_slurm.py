@@ -169,7 +169,7 @@ def test_a_batch_that_hits_its_time_limit_resumes_in_the_retry(slurm, tmp_path):
     workdir = make_project(
         tmp_path, n=100, pause=1.0, min_runtime_minutes=1, analyses={"slow": resources}
     )
-    proc = snakemake(
+    snakemake(
         workdir,
         "--profile",
         str(PROFILE),
