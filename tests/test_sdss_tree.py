@@ -44,8 +44,9 @@ def key_sets(n: int, seed: int) -> list[dict]:
     rng = np.random.default_rng(seed)
     sets = []
     for i in range(n):
-        sdss_id = int(rng.choice([rng.integers(1, 100), rng.integers(100, 10**4),
-                                  rng.integers(10**4, 10**8)]))  # fmt: skip
+        sdss_id = int(
+            rng.choice([rng.integers(1, 100), rng.integers(100, 10**4), rng.integers(10**4, 10**8)])
+        )
         sets.append(
             {
                 "apred": str(rng.choice(["dr17", "1.4", "1.3", "r13"])),
@@ -139,9 +140,15 @@ def test_release_without_the_layout_is_an_error_naming_the_column():
 )
 def test_new_keys_are_validated(product, column, value, message):
     raw = {
-        "telescope": "apo25m", "healpix": "3", "obj": "2M1", "sdss_id": "42", "field": "F",
-        "plate": "1", "mjd": "60000", "fiber": "1",
-    }  # fmt: skip
+        "telescope": "apo25m",
+        "healpix": "3",
+        "obj": "2M1",
+        "sdss_id": "42",
+        "field": "F",
+        "plate": "1",
+        "mjd": "60000",
+        "fiber": "1",
+    }
     raw = {k: v for k, v in raw.items() if k in product.key_names}
     raw[column] = value
     with pytest.raises(ObservationKeyError, match=message) as info:

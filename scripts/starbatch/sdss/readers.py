@@ -189,6 +189,7 @@ APSTAR_META = {
     "telescope": ("TELESCOP", str),
     "snr": ("SNR", float),
     "nvisits": ("NVISITS", int),
+    "healpix": ("HEALPIX", int),
     "ra": ("RA", float),
     "dec": ("DEC", float),
     "vhelio": ("VHELIO", float),
@@ -243,9 +244,13 @@ def _telescope_from_name(name: str) -> dict:
 
 
 def _loglinear_wavelength(
-    header, npix: int, path: Path, where: str = "the HDU0 or HDU1 header", axis: str = "1",
+    header,
+    npix: int,
+    path: Path,
+    where: str = "the HDU0 or HDU1 header",
+    axis: str = "1",
     count: str = "NWAVE",
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """10**(CRVAL + CDELT * (i + 1 - CRPIX)) from the header's cards: CRVAL1/CDELT1/NWAVE
     in apStar images, CRVAL/CDELT/NPIXELS in mwm binary tables (``axis``, ``count``)."""
     crval, cdelt = _card(header, f"CRVAL{axis}", float), _card(header, f"CDELT{axis}", float)

@@ -96,9 +96,14 @@ def read_mwm(
         error = np.where(ivar > 0, 1.0 / np.sqrt(ivar), np.inf)
     bad = bad_pixels(flux, error, pixel_flags)
     meta.update(
-        path=str(path), row=row, kind=kind, instrument=instrument.upper(), hdu=index,
-        observatory=observatory.upper(), nvisits=meta.get("nvisits", 1),
-    )  # fmt: skip
+        path=str(path),
+        row=row,
+        kind=kind,
+        instrument=instrument.upper(),
+        hdu=index,
+        observatory=observatory.upper(),
+        nvisits=meta.get("nvisits", 1),
+    )
     return check_usable(Spectrum(wavelength, flux, np.where(bad, np.inf, error), bad, meta))
 
 
@@ -137,9 +142,11 @@ def _empty_message(hdul, path: Path, kind: str, index: int, name: str) -> str:
     others = [
         f"HDU{i} {hdul[i].name}"
         for i in range(1, min(len(hdul), 5))
-        if i != index and isinstance(hdul[i], fits.BinTableHDU) and hdul[i].data is not None
+        if i != index
+        and isinstance(hdul[i], fits.BinTableHDU)
+        and hdul[i].data is not None
         and len(hdul[i].data)
-    ]  # fmt: skip
+    ]
     boss_only = others and all("BOSS" in o for o in others)
     where = (
         f"; a BOSS-only star (spectra only in {', '.join(others)})"
