@@ -52,6 +52,18 @@ BUILTIN: dict[str, type[Analysis]] = {
 BUILTIN[SnrEstimate.name] = SnrEstimate
 
 
+def family(analysis: str) -> tuple[str, str] | None:
+    """(label analysis, product suffix) of an analysis name, e.g. gridfit_mwm ->
+    ("gridfit", "mwm"), cannon -> ("cannon", "apstar"); None for others (snr)."""
+    for base in LABEL_ANALYSES:
+        if analysis == base:
+            return base, "apstar"
+        suffix = analysis[len(base) + 1 :]
+        if analysis.startswith(base + "_") and suffix in VARIANTS:
+            return base, suffix
+    return None
+
+
 class RegistryError(ValueError):
     """Users' analyses that cannot be registered; the message lists each problem."""
 
