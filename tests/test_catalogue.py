@@ -19,6 +19,7 @@ from astropy.table import Table
 
 from starbatch.engine import flags
 from starbatch.engine.catalogue import write_parquet
+from starbatch.engine.results import read_table, write_fits
 from starbatch.report.compare import comparison_table, write_comparison
 from starbatch.report.interactive import comparison_page
 
@@ -46,6 +47,15 @@ def test_parquet_keeps_units_descriptions_flags_and_nulls(tmp_path):
     assert frame["n_pix"].isna().tolist() == [False, True]
     assert list(frame["obj"]) == ["2M1", "2M2"] and np.isnan(frame["teff"][1])
     assert [p.name for p in tmp_path.iterdir()] == ["s.parquet"]  # atomic: no temp left
+
+
+def test_parquet_from_a_fits_summary(tmp_path):
+    """Tables read back from FITS hold big-endian arrays, which Arrow cannot take as is."""
+    t = Table({"teff": [4500.0, 5000.0] * u.K, "flag": np.array([0, 16], np.int32)})
+    write_fits(t, tmp_path / "s.fits")
+    write_parquet(read_table(tmp_path / "s.fits"), tmp_path / "s.parquet")
+    frame = pd.read_parquet(tmp_path / "s.parquet")
+    assert list(frame["flag"]) == [0, 16] and list(frame["teff"]) == [4500.0, 5000.0]
 
 
 def summary(analysis, rows):

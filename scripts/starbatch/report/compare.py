@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import combinations
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,7 +28,9 @@ READ_KEYS = tuple(dict.fromkeys(p.name for d in PRODUCTS.values() for p in d.rea
 
 
 def _star(frame: pd.DataFrame) -> pd.Series:
-    star = pd.Series("", index=frame.index, dtype=object)
+    """The star's name: APOGEE ID, else sdss_id, else the file name (apVisit keys name
+    no star)."""
+    star = frame["path"].map(lambda p: Path(str(p)).stem)
     for column, fmt in (("sdss_id", "sdss_id {}"), ("objid", "{}"), ("obj", "{}")):
         if column in frame:
             values = frame[column]
