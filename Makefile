@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 CORES ?= 2
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean browser
 
 # The pinned requirements, then starbatch itself (editable: the checkout is the library).
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
@@ -17,7 +17,13 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/snakemake --cores $(CORES)
 
-test: $(BIN)/.installed lint
+# tests/test_catalogue.py renders the report's interactive page in a real headless
+# Chromium (Debian's package); installed here, as tests/slurm/start.sh installs SLURM.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: $(BIN)/.installed lint browser
 	$(BIN)/pytest -q
 
 lint: $(BIN)/.installed

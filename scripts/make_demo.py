@@ -1,4 +1,5 @@
-"""Make the demo data: synthetic apStar files with known labels in the SDSS layout.
+"""Make the demo data: synthetic apStar (DR17, DR19) and mwmStar files with known labels
+in the SDSS layouts.
 
 CLI: python scripts/make_demo.py --root resources/demo/sas --truth resources/demo/truth.csv
      python scripts/make_demo.py --table config/observations.csv   (regenerate the table)
@@ -17,25 +18,44 @@ log = logging.getLogger("starbatch")
 REAL_ROOT = Path(__file__).resolve().parents[1] / "resources/real/sas"
 
 
-def make(root, truth_csv, n_stars, seed, snr, emulator=EMULATOR, real_root=REAL_ROOT) -> None:
-    from starbatch.offline.demo import demo_stars, write_demo
+def make(
+    root, truth_csv, n_stars, seed, snr, n_sdss5=0, emulator=EMULATOR, real_root=REAL_ROOT
+) -> None:
+    import pandas as pd
+
+    from starbatch.offline.demo import demo_stars, sdss5_stars, write_demo, write_sdss5_demo
 
     stars = demo_stars(n_stars, seed, snr)
     log.info("writing %d synthetic apStar files under %s", len(stars), root)
-    write_demo(Path(root), stars, Emulator.load(emulator), seed, Path(real_root))
-    write_atomic(truth_csv, lambda tmp: stars.to_csv(tmp, index=False))
+    model = Emulator.load(emulator)
+    write_demo(Path(root), stars, model, seed, Path(real_root))
+    sdss5 = sdss5_stars(n_sdss5, seed, snr)
+    if n_sdss5:
+        log.info("writing %d SDSS-V files (DR19 apStar, mwmStar) under %s", n_sdss5, root)
+        write_sdss5_demo(Path(root), sdss5, model, seed)
+    truth = pd.concat([stars.assign(kind="apstar"), sdss5], ignore_index=True)
+    write_atomic(truth_csv, lambda tmp: truth.to_csv(tmp, index=False))
 
 
-def table(output, n_stars, seed, snr) -> None:
-    from starbatch.offline.demo import demo_stars, demo_table
+def table(output, n_stars, seed, snr, n_sdss5=0) -> None:
+    from starbatch.offline.demo import demo_stars, demo_table, sdss5_stars
 
-    rows = demo_table(demo_stars(n_stars, seed, snr))
+    rows = demo_table(demo_stars(n_stars, seed, snr), sdss5=sdss5_stars(n_sdss5, seed, snr))
     write_atomic(output, lambda tmp: rows.to_csv(tmp, index=False))
 
 
 def from_snakemake(smk) -> None:
     p = smk.params
-    make(p.root, smk.output.truth, p.n_stars, p.seed, p.snr, smk.input.emulator, smk.input.real)
+    make(
+        p.root,
+        smk.output.truth,
+        p.n_stars,
+        p.seed,
+        p.snr,
+        p.n_sdss5,
+        smk.input.emulator,
+        smk.input.real,
+    )
 
 
 def cli() -> None:
@@ -46,11 +66,12 @@ def cli() -> None:
     ap.add_argument("--n-stars", type=int, default=300)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--snr", type=float, nargs=2, default=[30, 200])
+    ap.add_argument("--n-sdss5", type=int, default=12, help="SDSS-V (DR19, mwmStar) stars")
     a = ap.parse_args()
     if a.table:
-        table(a.table, a.n_stars, a.seed, a.snr)
+        table(a.table, a.n_stars, a.seed, a.snr, a.n_sdss5)
     else:
-        make(a.root, a.truth, a.n_stars, a.seed, a.snr)
+        make(a.root, a.truth, a.n_stars, a.seed, a.snr, a.n_sdss5)
 
 
 run_entry(from_snakemake, cli, globals())

@@ -14,7 +14,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 # conda-forge names that differ from PyPI names.
-CONDA_TO_PIP = {"pytorch": "torch"}
+CONDA_TO_PIP = {"pytorch": "torch", "python-duckdb": "duckdb"}
 
 
 def _split(line: str) -> tuple[str, str]:
@@ -41,7 +41,10 @@ def _requirements(path: Path, follow: bool = True) -> dict[str, str]:
 def _conda(path: Path) -> dict[str, str]:
     env = yaml.safe_load(path.read_text())
     deps = [d for d in env["dependencies"] if isinstance(d, str)]
-    return dict(_split(d) for d in deps if not d.startswith(("python", "pip")))
+    # What conda-forge lacks comes from PyPI in the environment's pip section.
+    deps += [d for x in env["dependencies"] if isinstance(x, dict) for d in x.get("pip", [])]
+    deps = [d for d in deps if not d.startswith(("python>", "pip", "-e"))]
+    return dict(_split(d) for d in deps)
 
 
 def _pyproject() -> dict:

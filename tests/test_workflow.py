@@ -119,7 +119,10 @@ def test_report_holds_the_summary_rows_the_plots_and_the_failures(run):
     items = report_items((workdir / "report.html").read_text())
     expected = ["results/summary.fits", "results/summary.csv", "results/failed.csv"]
     expected += [f"results/plots/{p}.png" for p in ("kiel", "timing", "truth_vs_fit")]
+    # The star-by-star comparison and its interactive page.
+    expected += ["results/compare/labels.fits", "results/plots/compare.html"]
     assert sorted(items) == sorted(expected)
+    assert b"plotly" in items["results/plots/compare.html"]
     for path in expected:
         assert items[path] == (workdir / path).read_bytes(), path
     rows = pd.read_csv(io.BytesIO(items["results/summary.csv"]))

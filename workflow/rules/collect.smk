@@ -22,6 +22,7 @@ rule collect_analysis:
     output:
         fits="results/{analysis}/summary.fits",
         csv="results/{analysis}/summary.csv",
+        parquet="results/{analysis}/summary.parquet",
     log:
         "logs/collect/{analysis}.log",
     conda:
@@ -41,6 +42,7 @@ rule summary:
         csv=report(
             "results/summary.csv", caption="../report/summary.rst", category="Results"
         ),
+        parquet="results/summary.parquet",
         failed=report(
             "results/failed.csv", caption="../report/failed.rst", category="Failures"
         ),
@@ -50,6 +52,31 @@ rule summary:
         CONDA_ENV
     script:
         "../../scripts/collect.py"
+
+
+# The star-by-star comparison of the label analyses: reads one summary per label
+# analysis (and variant), at most a few dozen files.
+rule compare:
+    input:
+        summaries=label_summaries,
+    output:
+        parquet="results/compare/labels.parquet",
+        fits=report(
+            "results/compare/labels.fits",
+            caption="../report/compare.rst",
+            category="Comparison",
+        ),
+        html=report(
+            "results/plots/compare.html",
+            caption="../report/compare.rst",
+            category="Comparison",
+        ),
+    log:
+        "logs/collect/compare.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../../scripts/compare.py"
 
 
 rule kiel:

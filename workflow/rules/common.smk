@@ -19,7 +19,12 @@ except ImportError:
 
 # Keep imports here light: every cluster job re-parses this file.
 from starbatch import resources
-from starbatch.analyses.registry import LABEL_ANALYSES, RegistryError, load_registry
+from starbatch.analyses.registry import (
+    LABEL_ANALYSES,
+    RegistryError,
+    family,
+    load_registry,
+)
 from starbatch.engine.identifiers import IDENTIFIER_PATTERN
 from starbatch.engine.manifest import (
     manifest_analyses,
@@ -184,11 +189,20 @@ def analysis_summaries(wildcards):
     return [f"results/{name}/summary.fits" for name in names]
 
 
+def label_summaries(wildcards):
+    """Per-analysis Parquet summaries of the label analyses and their variants."""
+    names = sorted(manifest_analyses(plan_manifest()))
+    return [f"results/{n}/summary.parquet" for n in names if family(n) is not None]
+
+
 def get_final_output():
     out = [
         "results/summary.fits",
         "results/summary.csv",
+        "results/summary.parquet",
         "results/failed.csv",
+        "results/compare/labels.parquet",
+        "results/plots/compare.html",
         "results/plots/kiel.png",
         "results/plots/timing.png",
     ]

@@ -13,6 +13,7 @@ rule demo_spectra:
         n_stars=config["demo"].get("n_stars", 300),
         seed=config["demo"].get("seed", 42),
         snr=config["demo"].get("snr", [30, 200]),
+        n_sdss5=config["demo"].get("n_sdss5", 0),
     script:
         "../../scripts/make_demo.py"
 

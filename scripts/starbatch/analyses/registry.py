@@ -21,30 +21,47 @@ from pathlib import Path
 from types import ModuleType
 
 from starbatch.engine.analysis import Analysis, contract_problems
+from starbatch.sdss import products as P
 
 from .apogeenet import ApogeeNet
 from .cannon import Cannon
 from .gridfit import GridFit
 from .snr import SnrEstimate
-from .visits import visit_variant
+from .variants import variant, visit_variant
 
 ENTRY_POINT_GROUP = "starbatch.analyses"
-# The analyses that estimate stellar labels (each also as <name>_visit on apVisit files).
+# The analyses that estimate stellar labels (each also on the other products, below).
 LABEL_ANALYSES = ("gridfit", "apogeenet", "cannon")
+# Suffix -> (product, how to make the variant). DR16/DR17 apStar is the base analysis.
+VARIANTS = {
+    "visit": (P.APVISIT, visit_variant),  # DR16/DR17 apVisit, resampled to the apStar grid
+    "dr19": (P.APSTAR_DR19, variant),  # DR19 apStar (HEALPix layout)
+    "visit_dr19": (P.APVISIT_DR19, visit_variant),  # DR19 apVisit
+    "mwm": (P.MWMSTAR, variant),  # Astra's mwmStar: the APOGEE co-add
+    "mwmvisit": (P.MWMVISIT, variant),  # Astra's mwmVisit: one rest-frame APOGEE visit
+}
 
 BUILTIN: dict[str, type[Analysis]] = {
     cls.name: cls
+    for base in (GridFit, ApogeeNet, Cannon)
     for cls in (
-        GridFit,
-        SnrEstimate,
-        ApogeeNet,
-        Cannon,
-        # The same analyses on apVisit files (rest frame, resampled to the apStar grid).
-        visit_variant(GridFit),
-        visit_variant(ApogeeNet),
-        visit_variant(Cannon),
+        base,
+        *(make(base, product, suffix) for suffix, (product, make) in VARIANTS.items()),
     )
 }
+BUILTIN[SnrEstimate.name] = SnrEstimate
+
+
+def family(analysis: str) -> tuple[str, str] | None:
+    """(label analysis, product suffix) of an analysis name, e.g. gridfit_mwm ->
+    ("gridfit", "mwm"), cannon -> ("cannon", "apstar"); None for others (snr)."""
+    for base in LABEL_ANALYSES:
+        if analysis == base:
+            return base, "apstar"
+        suffix = analysis[len(base) + 1 :]
+        if analysis.startswith(base + "_") and suffix in VARIANTS:
+            return base, suffix
+    return None
 
 
 class RegistryError(ValueError):

@@ -9,6 +9,7 @@ GRID_EDGE = 1 << 3
 POOR_FIT = 1 << 4
 LOW_SNR = 1 << 5
 NOT_RUN = 1 << 6
+NO_SPECTRUM = 1 << 7
 
 DESCRIPTIONS = {
     READ_ERROR: "READ_ERROR: file missing, unreadable or not a valid spectrum file",
@@ -18,10 +19,12 @@ DESCRIPTIONS = {
     POOR_FIT: "POOR_FIT: reduced chi-square well above 1 (model does not describe the data)",
     LOW_SNR: "LOW_SNR: median S/N below the analysis threshold",
     NOT_RUN: "NOT_RUN: spectrum file missing at planning (results/plan/skipped.csv)",
+    NO_SPECTRUM: "NO_SPECTRUM: the file has no spectrum from this instrument/observatory "
+    "(e.g. an mwmStar of a BOSS-only star: empty APOGEE HDU)",
 }
 
 # Flags that mean "no result": the row's values are NaN.
-FAILED = READ_ERROR | BAD_DATA | ANALYSIS_ERROR | NOT_RUN
+FAILED = READ_ERROR | BAD_DATA | ANALYSIS_ERROR | NOT_RUN | NO_SPECTRUM
 
 
 def describe(flag: int) -> str:

@@ -30,6 +30,8 @@ class Parameter:
     default: Any = REQUIRED
     significant: bool = True
     help: str = ""
+    # Allowed values (str parameters), checked when the table is read.
+    choices: tuple = ()
 
     @property
     def required(self) -> bool:
@@ -68,7 +70,12 @@ class Parameter:
             if not math.isfinite(value):
                 raise ValueError(f"expected a finite number for {self.name!r}, got {raw!r}")
             return value
-        return str(raw).strip()
+        value = str(raw).strip()
+        if self.choices and value not in self.choices:
+            raise ValueError(
+                f"expected one of {', '.join(self.choices)} for {self.name!r}, got {raw!r}"
+            )
+        return value
 
 
 def canonical(value: Any) -> str:

@@ -24,6 +24,9 @@ class DataProduct:
     read_parameters: tuple[Parameter, ...] = ()
     # Keys that may be left blank and are then computed from the others.
     derived: Mapping[str, Callable[[dict], str]] = field(default_factory=dict)
+    # Template fields that are not table columns but functions of the keys (the SDSS
+    # tree's special functions, e.g. @healpixgrp|); they may raise ObservationKeyError.
+    computed: Mapping[str, Callable[[Mapping], str]] = field(default_factory=dict)
 
     @property
     def key_names(self) -> tuple[str, ...]:
@@ -85,7 +88,8 @@ class DataProduct:
         return columns, paths
 
     def relative_path(self, keys: Mapping[str, Any]) -> str:
-        path = self.template.format(**keys)
+        fields = {**keys, **{name: f(keys) for name, f in self.computed.items()}}
+        path = self.template.format(**fields)
         # Defence in depth: the keys were checked, but the result must be too. The string
         # test first: a Path per row costs seconds on a million rows.
         if (path.startswith("/") or ".." in path) and (

@@ -184,10 +184,14 @@ def merged_meta(metas: Sequence[dict]) -> dict:
     return out
 
 
-def write_table(table: Table, fits_path, csv_path=None) -> None:
+def write_table(table: Table, fits_path, csv_path=None, parquet_path=None) -> None:
     write_fits(table, fits_path)
     if csv_path:
         write_atomic(csv_path, lambda tmp: table.write(tmp, format="ascii.csv"))
+    if parquet_path:
+        from .catalogue import write_parquet
+
+        write_parquet(table, parquet_path)
 
 
 def failed_rows(table: Table, skipped_csv=None) -> Table:

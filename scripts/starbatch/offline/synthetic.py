@@ -83,12 +83,14 @@ def write_apstar(
     error: np.ndarray,
     bitmask: np.ndarray,
     header_meta: dict,
+    extra_hdus: tuple = (),
 ) -> Path:
     """Write an apStar-layout FITS file: HDU0 header only; HDU1..7 flux, error, bitmask
     (int64), sky, sky error, telluric, telluric error, each (nrows, 8575); a 1-D input is
     one row. ``header_meta`` gives HDU0 cards (FIELD, OBJID, SNR, RA, DEC, ...). The sky and
-    telluric HDUs are zeros, as in the real stack rows. Written to a temporary file in the
-    same directory and renamed, so readers never see a half-written file."""
+    telluric HDUs are zeros, as in the real stack rows; ``extra_hdus`` follow (HDU8+).
+    Written to a temporary file in the same directory and renamed, so readers never see
+    a half-written file."""
     path = Path(path)
     flux, error = (np.atleast_2d(np.asarray(a, dtype=np.float64)) for a in (flux, error))
     bitmask = np.atleast_2d(np.asarray(bitmask, dtype=np.int64))
@@ -109,7 +111,7 @@ def write_apstar(
         hdu.header["BUNIT"] = unit
         hdus.append(hdu)
     with atomic_path(path) as tmp:
-        fits.HDUList(hdus).writeto(tmp)
+        fits.HDUList(hdus + list(extra_hdus)).writeto(tmp)
     return path
 
 

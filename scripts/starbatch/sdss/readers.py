@@ -16,12 +16,19 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from .products import PREFIX_TELESCOPE
+from starbatch.engine import flags
+from starbatch.engine.analysis import UnusableInput
+
+from .products import PREFIX_TELESCOPE, TELESCOPE_PREFIX
 from .spectrum import APSTAR_CDELT1, APSTAR_CRVAL1, APSTAR_NPIX, Spectrum, apstar_wavelength
 
 
-class SpectrumError(ValueError):
-    """A file or spectrum that cannot be analysed (unreadable, malformed, nothing usable)."""
+class SpectrumError(UnusableInput):
+    """A file or spectrum that cannot be analysed (unreadable, malformed, nothing usable):
+    a flagged row whose error is this message (it names the file)."""
+
+    def __init__(self, message: str, flag: int = flags.READ_ERROR):
+        super().__init__(message, flag)
 
 
 # APOGEE_PIXMASK bit definitions (SDSS DR17 bitmask docs; apogee pipeline PixelBitMask).
@@ -182,6 +189,7 @@ APSTAR_META = {
     "telescope": ("TELESCOP", str),
     "snr": ("SNR", float),
     "nvisits": ("NVISITS", int),
+    "healpix": ("HEALPIX", int),
     "ra": ("RA", float),
     "dec": ("DEC", float),
     "vhelio": ("VHELIO", float),
@@ -216,9 +224,8 @@ def read_apstar(path: str | Path, row: int = 0) -> Spectrum:
     flux, error, bitmask = flux[row], error[row], bitmask[row]
     bad = bad_pixels(flux, error, bitmask)
     meta = _meta(header, APSTAR_META)
-    prefix = re.match(r"(a[ps])Star-", path.name)
-    if "telescope" not in meta and prefix:
-        meta["telescope"] = PREFIX_TELESCOPE[prefix.group(1)]
+    if "telescope" not in meta:
+        meta.update(_telescope_from_name(path.name))
     if row >= 2 and _card(header, f"SNRVIS{row - 1}", float) is not None:
         meta["visit_snr"] = _card(header, f"SNRVIS{row - 1}", float)
     meta.update(path=str(path), row=row, kind="apStar")
@@ -226,15 +233,37 @@ def read_apstar(path: str | Path, row: int = 0) -> Spectrum:
     return check_usable(spectrum)
 
 
-def _loglinear_wavelength(header, npix: int, path: Path) -> np.ndarray:
-    crval1, cdelt1 = _card(header, "CRVAL1", float), _card(header, "CDELT1", float)
-    if crval1 is None or cdelt1 is None:
-        raise SpectrumError(f"{path}: no CRVAL1/CDELT1 in the HDU0 or HDU1 header")
-    nwave = _card(header, "NWAVE", int)
-    if nwave is not None and nwave != npix:
-        raise SpectrumError(f"{path}: header NWAVE={nwave} but the arrays have {npix} pixels")
-    crpix1 = _card(header, "CRPIX1", float) or 1.0
-    return 10.0 ** (crval1 + cdelt1 * (np.arange(npix) + 1.0 - crpix1))
+# DR19 names carry the telescope (apStar-1.4-lco25m-2M...); DR16/DR17 only the prefix.
+_DR19_NAME = re.compile(r"apStar-[^-]+-(" + "|".join(TELESCOPE_PREFIX) + r")-")
+
+
+def _telescope_from_name(name: str) -> dict:
+    """The telescope when the header has no TELESCOP card (real DR17 files lack it)."""
+    dr19 = _DR19_NAME.match(name)
+    if dr19:
+        return {"telescope": dr19.group(1)}
+    prefix = re.match(r"(a[ps])Star-", name)
+    return {"telescope": PREFIX_TELESCOPE[prefix.group(1)]} if prefix else {}
+
+
+def _loglinear_wavelength(
+    header,
+    npix: int,
+    path: Path,
+    where: str = "the HDU0 or HDU1 header",
+    axis: str = "1",
+    count: str = "NWAVE",
+) -> np.ndarray:
+    """10**(CRVAL + CDELT * (i + 1 - CRPIX)) from the header's cards: CRVAL1/CDELT1/NWAVE
+    in apStar images, CRVAL/CDELT/NPIXELS in mwm binary tables (``axis``, ``count``)."""
+    crval, cdelt = _card(header, f"CRVAL{axis}", float), _card(header, f"CDELT{axis}", float)
+    if crval is None or cdelt is None:
+        raise SpectrumError(f"{path}: no CRVAL{axis}/CDELT{axis} in {where}")
+    ncard = _card(header, count, int)
+    if ncard is not None and ncard != npix:
+        raise SpectrumError(f"{path}: header {count}={ncard} but the arrays have {npix} pixels")
+    crpix = _card(header, f"CRPIX{axis}", float) or 1.0
+    return 10.0 ** (crval + cdelt * (np.arange(npix) + 1.0 - crpix))
 
 
 APVISIT_META = {
