@@ -15,6 +15,9 @@ luigi is optional (pip install -r bench/requirements.txt); without it those rows
 say so.
 
     .venv/bin/python bench/batching.py [--n 200] [--cores 2] [--repeat 3]
+        [--only bare,batched,single,luigi,luigi_single]
+
+The last line printed is one JSON object: seconds per variant and the ratios.
 """
 
 from __future__ import annotations
@@ -46,6 +49,13 @@ from _common import (
 )
 
 BATCH_SIZE = 100  # gridfit's max_batch_size in config/config.yaml
+VARIANTS = {
+    "bare": "bare loop (load once per core)",
+    "batched": f"workflow, batched (max_batch_size={BATCH_SIZE})",
+    "single": "workflow, one job per obs (max_batch_size=1)",
+    "luigi": f"luigi, batched (batch_method=tuple, max_batch_size={BATCH_SIZE})",
+    "luigi_single": "luigi, one task per obs (max_batch_size=1)",
+}
 GRID = "demo"
 GRID_FILE = f"resources/grids/{GRID}.npz"
 
@@ -155,7 +165,14 @@ def main() -> None:
     )
     ap.add_argument("--workdir", type=Path, help="default: a temporary directory")
     ap.add_argument("--keep", action="store_true", help="keep the generated data")
+    ap.add_argument(
+        "--only", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}"
+    )
     a = ap.parse_args()
+    only = [v.strip() for v in a.only.split(",") if v.strip()]
+    unknown = sorted(set(only) - set(VARIANTS))
+    if unknown:
+        ap.error(f"--only: unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
     base = a.workdir or Path(tempfile.mkdtemp(prefix="starbatch-batching-"))
     base.mkdir(parents=True, exist_ok=True)
     try:
@@ -166,35 +183,21 @@ def main() -> None:
             f"counted), {a.cores} cores",
             flush=True,
         )
-        variants = [
-            (
-                "bare loop (load once per core)",
-                a.repeat,
-                lambda k: run_bare(base, f"bare-{k}", root, stars, a.cores),
-            ),
-            (
-                f"workflow, batched (max_batch_size={BATCH_SIZE})",
+        runs = {
+            "bare": (a.repeat, lambda k: run_bare(base, f"bare-{k}", root, stars, a.cores)),
+            "batched": (
                 a.repeat,
                 lambda k: run_workflow(base, f"wf-batched-{k}", root, stars, BATCH_SIZE, a.cores),
             ),
-            (
-                "workflow, one job per obs (max_batch_size=1)",
-                1,
-                lambda k: run_workflow(base, "wf-single", root, stars, 1, a.cores),
-            ),
-            (
-                f"luigi, batched (batch_method=tuple, max_batch_size={BATCH_SIZE})",
+            "single": (1, lambda k: run_workflow(base, "wf-single", root, stars, 1, a.cores)),
+            "luigi": (
                 a.repeat,
                 lambda k: run_luigi(base, f"luigi-batched-{k}", root, stars, BATCH_SIZE, a.cores),
             ),
-            (
-                "luigi, one task per obs (max_batch_size=1)",
-                1,
-                lambda k: run_luigi(base, "luigi-single", root, stars, 1, a.cores),
-            ),
-        ]
-        results = {label: best_of(label, repeat, run) for label, repeat, run in variants}
-        report(results, a.n)
+            "luigi_single": (1, lambda k: run_luigi(base, "luigi-single", root, stars, 1, a.cores)),
+        }
+        results = {v: best_of(VARIANTS[v], *runs[v]) for v in VARIANTS if v in only}
+        report(results, a.n, a.cores)
     finally:
         if not a.keep:
             shutil.rmtree(base, ignore_errors=True)
@@ -213,40 +216,49 @@ def best_of(label: str, repeat: int, run) -> tuple[float, dict] | str:
     return best
 
 
-def report(results: dict, n: int) -> None:
-    names = list(results)
-    bare_s, bare_teff = results[names[0]]
-    batched_s = results[names[1]][0]
+def report(results: dict, n: int, cores: int) -> None:
+    ran = {k: v for k, v in results.items() if not isinstance(v, str)}
+    reference = ran.get("bare")
     rows = []
-    for name, result in results.items():
+    for key, result in results.items():
         if isinstance(result, str):
-            rows.append([name, result, "", "", "", ""])
+            rows.append([VARIANTS[key], result, "", "", "", ""])
             continue
         seconds, teff = result
         rows.append(
             [
-                name,
+                VARIANTS[key],
                 f"{seconds:.1f}",
                 f"{1000 * seconds / n:.0f}",
-                f"{seconds / bare_s:.2f}",
-                f"{seconds / batched_s:.2f}",
-                agreement(bare_teff, teff),
+                f"{seconds / reference[0]:.2f}" if reference else "",
+                f"{seconds / ran['batched'][0]:.2f}" if "batched" in ran else "",
+                agreement(reference[1], teff) if reference else "",
             ]
         )
     print()
     print_table(
         rows,
-        [
-            "variant",
-            "wall s",
-            "ms/spectrum",
-            "x bare loop",
-            "x workflow batched",
-            "max |dTeff| vs bare",
-        ],
-    )
+        ["variant", "wall s", "ms/spectrum", "x bare loop", "x workflow batched",
+         "max |dTeff| vs bare"],
+    )  # fmt: skip
+    seconds = {k: round(v[0], 2) for k, v in ran.items()}
+    ratios = {}
+    for a, b in (("batched", "bare"), ("batched", "luigi"), ("single", "batched"),
+                 ("luigi", "bare"), ("luigi_single", "luigi")):  # fmt: skip
+        if a in seconds and b in seconds:
+            ratios[f"{a}/{b}"] = round(seconds[a] / seconds[b], 3)
     print(
-        json.dumps({k: (v if isinstance(v, str) else round(v[0], 2)) for k, v in results.items()})
+        json.dumps(
+            {
+                "benchmark": "batching",
+                "n": n,
+                "cores": cores,
+                "seconds": seconds,
+                "ms_per_spectrum": {k: round(1000 * v / n, 1) for k, v in seconds.items()},
+                "ratios": ratios,
+                "skipped": {k: v for k, v in results.items() if isinstance(v, str)},
+            }
+        )
     )
 
 

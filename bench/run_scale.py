@@ -16,6 +16,7 @@ command (wall time, peak RSS summed over the process tree):
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import tempfile
@@ -131,15 +132,31 @@ def main() -> None:
             "largest input count per rule: "
             + ", ".join(f"{r} {n:,}" for r, n in sorted(inputs.items(), key=lambda x: -x[1]))
         )
-        if a.dry_only:
-            return
-        run = smk("real run", "--quiet", "progress")
-        rows = summary_rows(workdir)
-        print(f"summary rows: {rows:,} (expected {a.n:,}) -> {'OK' if rows == a.n else 'MISMATCH'}")
-        print(
-            f"throughput: {a.n / run.seconds:,.0f} observations/s "
-            f"({1000 * run.seconds / a.n:.2f} ms each on {a.cores} cores)"
-        )
+        figures = {
+            "benchmark": "run_scale",
+            "n": a.n,
+            "batch_size": a.batch_size,
+            "fanin": a.fanin,
+            "jobs": sum(counts.values()),
+            "dag_s": round(dry.seconds, 2),
+            "max_inputs_per_job": max(inputs.values()) if inputs else 0,
+        }
+        if not a.dry_only:
+            run = smk("real run", "--quiet", "progress")
+            rows = summary_rows(workdir)
+            ok = "OK" if rows == a.n else "MISMATCH"
+            print(f"summary rows: {rows:,} (expected {a.n:,}) -> {ok}")
+            print(
+                f"throughput: {a.n / run.seconds:,.0f} observations/s "
+                f"({1000 * run.seconds / a.n:.2f} ms each on {a.cores} cores)"
+            )
+            figures.update(
+                run_s=round(run.seconds, 1),
+                peak_tree_rss_mb=round(run.tree_peak_mb),
+                ms_per_observation=round(1000 * run.seconds / a.n, 3),
+                rows_ok=rows == a.n,
+            )
+        print(json.dumps(figures))
     finally:
         if not a.keep:
             shutil.rmtree(workdir, ignore_errors=True)

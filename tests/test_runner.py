@@ -235,6 +235,7 @@ def test_provenance_in_the_header_and_in_every_row(sas, tmp_path):
     assert header["SBVERS"] == starbatch.__version__ and header["ANALYSIS"] == "counting"
     assert len(header["PARHASH"]) == 64 and header["DATE-BEG"] <= header["DATE-END"]
     assert header["PYVERS"] and header["NPVERS"] == np.__version__ and header["HOST"]
+    assert header["READ_S"] > 0 and header["ANAL_S"] >= 0  # the shares of the batch's time
     table = read_table(out)
     first = sas / table["path"][0]
     assert table["input_size"][0] == first.stat().st_size

@@ -1,6 +1,7 @@
 # Staged aggregation: batches -> parts of at most aggregate_fanin tables ->
 # one summary per analysis -> the global summary. No job sees more than
-# aggregate_fanin inputs, however many batches there are.
+# aggregate_fanin inputs, however many batches there are; an analysis with no more
+# batches than that skips the part stage.
 
 
 rule collect_part:
@@ -79,36 +80,24 @@ rule compare:
         "../../scripts/compare.py"
 
 
-rule kiel:
+rule plots:
     input:
         "results/summary.fits",
     output:
-        report(
+        kiel=report(
             "results/plots/kiel.png", caption="../report/kiel.rst", category="Results"
         ),
-    log:
-        "logs/plots/kiel.log",
-    conda:
-        CONDA_ENV
-    script:
-        "../../scripts/plot_kiel.py"
-
-
-rule timing:
-    input:
-        "results/summary.fits",
-    output:
-        report(
+        timing=report(
             "results/plots/timing.png",
             caption="../report/timing.rst",
             category="Timing",
         ),
     log:
-        "logs/plots/timing.log",
+        "logs/plots/plots.log",
     conda:
         CONDA_ENV
     script:
-        "../../scripts/plot_timing.py"
+        "../../scripts/plot.py"
 
 
 rule status:

@@ -180,8 +180,15 @@ def shard_inputs(wildcards):
 
 
 def analysis_parts(wildcards):
-    n = len(analysis_shards(wildcards.analysis))
-    return [f"results/collect/{wildcards.analysis}/part-{k:04d}.fits" for k in range(n)]
+    """An analysis's batch tables, or its parts when there are more than the fan-in:
+    a stage costs a job start, paid only where the fan-in needs it."""
+    shards = analysis_shards(wildcards.analysis)
+    if len(shards) == 1:
+        return [f"results/batches/{b}.fits" for b in shards[0]]
+    return [
+        f"results/collect/{wildcards.analysis}/part-{k:04d}.fits"
+        for k in range(len(shards))
+    ]
 
 
 def analysis_summaries(wildcards):

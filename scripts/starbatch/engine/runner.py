@@ -11,6 +11,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -167,14 +168,15 @@ def run_batch(
         log.info("resumed: %d of %d members already done (%s)", len(outcomes), n, journal.path)
     todo = [i for i in range(n) if i not in outcomes]
 
-    setup = 0.0
+    setup, analysis, model = 0.0, None, None
+    shares = {"read_s": 0.0, "analyse_s": 0.0}
     with _sigterm_raises():
         try:
             if todo:
                 analysis, model, setup = _load(cls, params)
             last_flush = last_report = t_start = time.perf_counter()
-            for chunk in _chunks(todo, cls.chunk_size):
-                for i, outcome in _run_chunk(cls, analysis, model, tasks, chunk):
+            for chunk_outcomes in _prefetched(cls, analysis, model, tasks, todo, shares):
+                for i, outcome in chunk_outcomes:
                     outcomes[i] = outcome
                     journal.add(i, tasks[i].extra["relpath"], outcome)
                 now = time.perf_counter()
@@ -186,7 +188,14 @@ def run_batch(
                     last_flush = now
                 if now - last_report >= progress_seconds or len(outcomes) == n:
                     rate = (len(outcomes) - (n - len(todo))) / max(now - t_start, 1e-9)
-                    log.info("progress %d/%d observations (%.1f per s)", len(outcomes), n, rate)
+                    log.info(
+                        "progress %d/%d observations (%.1f per s; read %.1f s, analysed %.1f s)",
+                        len(outcomes),
+                        n,
+                        rate,
+                        shares["read_s"],
+                        shares["analyse_s"],
+                    )
                     last_report = now
         except Terminated:
             journal.flush()
@@ -213,6 +222,8 @@ def run_batch(
         )
     models = provenance.model_digests(cls.model_files(params))
     header = provenance.header_cards(cls, plan["params"], models, started, provenance.utc_now())
+    header["READ_S"] = (round(shares["read_s"], 3), "seconds reading (overlapped)")
+    header["ANAL_S"] = (round(shares["analyse_s"], 3), "seconds analysing")
     with _sigterm_raises():
         try:
             write_batch_table(output, plan, cls, ordered, setup, header, models)
@@ -224,26 +235,50 @@ def run_batch(
     return {"n": n, "failed": len(failed), "setup_s": setup, "resumed": n - len(todo)}
 
 
-def _run_chunk(cls, analysis, model, tasks: list[Task], indices: list[int]):
-    """(member index, Outcome) of the members ``indices``: read, then analysed together."""
+def _read_chunk(cls, tasks: list[Task], indices: list[int]) -> tuple[list, float]:
+    """Read the members ``indices``: [(index, task, flag, error, facts)], seconds."""
+    t0 = time.perf_counter()
+    reads = [(i, tasks[i], *_read(cls, tasks[i])) for i in indices]
+    return reads, time.perf_counter() - t0
+
+
+def _prefetched(cls, analysis, model, tasks: list[Task], todo: list[int], shares: dict):
+    """Per chunk, its (index, Outcome)s. The next chunk is read in a second thread while
+    this one is analysed: FITS reading is mostly I/O and releases the GIL, so a batch
+    costs max(read, analyse) rather than their sum. At most two chunks are in memory."""
+    chunks = list(_chunks(todo, cls.chunk_size))
+    if not chunks:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
+        ahead = pool.submit(_read_chunk, cls, tasks, chunks[0])
+        for k in range(len(chunks)):
+            reads, read_s = ahead.result()
+            if k + 1 < len(chunks):
+                ahead = pool.submit(_read_chunk, cls, tasks, chunks[k + 1])
+            t0 = time.perf_counter()
+            out = _analyse_chunk(cls, analysis, model, reads, read_s)
+            shares["read_s"] += read_s
+            shares["analyse_s"] += time.perf_counter() - t0
+            yield out
+
+
+def _analyse_chunk(cls, analysis, model, reads: list, read_s: float):
+    """(member index, Outcome) of one read chunk, analysed together."""
     c0 = time.perf_counter()
-    chunk = [tasks[i] for i in indices]
-    readable, read_failures = [], []
-    for i, task in zip(indices, chunk, strict=True):
-        flag, error, facts = _read(cls, task)
-        (read_failures if flag else readable).append((i, task, flag, error, facts))
+    readable = [r for r in reads if not r[2]]
     results = analysis.analyse_many(model, [r[1] for r in readable]) if readable else []
     if len(results) != len(readable):
         raise BatchError(
             f"{cls.name}.analyse_many returned {len(results)} results for {len(readable)} tasks"
         )
-    per_task = (time.perf_counter() - c0) / len(chunk)
+    per_task = (time.perf_counter() - c0 + read_s) / len(reads)
     out = []
-    for i, task, flag, error, facts in read_failures:
-        out.append((i, Outcome(task, {}, flag, error, per_task, facts)))
+    for i, task, flag, error, facts in reads:
+        if flag:
+            out.append((i, Outcome(task, {}, flag, error, per_task, facts)))
     for (i, task, _, _, facts), result in zip(readable, results, strict=True):
         out.append((i, _outcome(task, result, per_task, facts)))
-    for task in chunk:
+    for _, task, *_ in reads:
         task.spectrum = None  # free memory as we go
     return out
 
