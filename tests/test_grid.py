@@ -61,6 +61,17 @@ def test_save_load_round_trip(tmp_path, grid):
     for name in ("teff", "logg", "feh", "wavelength", "valid"):
         np.testing.assert_array_equal(getattr(back, name), getattr(grid, name))
     np.testing.assert_array_equal(back.flux, grid.flux)  # NaNs compare equal here
+    # Memory-mapped from the file, not read into the process: batch jobs share it.
+    assert isinstance(back.flux, np.memmap) and str(back.flux.filename) == str(path.resolve())
+
+
+def test_a_compressed_grid_still_loads(tmp_path, grid):
+    path = tmp_path / "c.npz"
+    arrays = {k: getattr(grid, k) for k in ("teff", "logg", "feh", "flux", "wavelength", "valid")}
+    np.savez_compressed(path, **arrays)
+    back = load_grid(path)
+    assert not isinstance(back.flux, np.memmap)
+    np.testing.assert_array_equal(back.flux, grid.flux)
 
 
 def _rewrite(path, grid, **override):

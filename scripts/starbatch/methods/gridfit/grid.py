@@ -15,6 +15,7 @@ valid when it is inside the emulator's label box and not (Teff > 5500 K and logg
 
 from __future__ import annotations
 
+import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,15 +114,44 @@ def save_grid(path: str | Path, grid: ModelGrid) -> None:
         )
 
 
+def _memmap_member(path: str | Path, name: str) -> np.ndarray | None:
+    """The array ``name`` of an uncompressed .npz, memory-mapped in place (None if it is
+    compressed). save_grid stores without compression, so concurrent batch jobs on one
+    node share one copy of the grid in the page cache, and a job's set-up reads only the
+    pages it touches."""
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(f"{name}.npy")
+    if info.compress_type != zipfile.ZIP_STORED:
+        return None
+    with open(path, "rb") as fh:
+        fh.seek(info.header_offset)
+        local = fh.read(30)  # the zip local file header; its name and extra lengths at 26
+        name_len, extra_len = struct.unpack("<HH", local[26:30])
+        fh.seek(info.header_offset + 30 + name_len + extra_len)
+        version = np.lib.format.read_magic(fh)
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, fortran, dtype = read_header(fh)
+        offset = fh.tell()
+    order = "F" if fortran else "C"
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape, offset=offset, order=order)
+
+
 def load_grid(path: str | Path) -> ModelGrid:
-    """Read a grid written by save_grid; ValueError naming the file if it is not one."""
+    """Read a grid written by save_grid (flux memory-mapped); ValueError naming the file
+    if it is not one."""
     keys = ("teff", "logg", "feh", "flux", "wavelength", "valid")
     try:
         with np.load(path, allow_pickle=False) as d:
             missing = [k for k in keys if k not in d.files]
             if missing:
                 raise ValueError(f"model grid {path}: missing arrays {missing}")
-            arrays = {k: d[k] for k in keys}
+            arrays = {k: d[k] for k in keys if k != "flux"}
+            flux = _memmap_member(path, "flux")
+            arrays["flux"] = d["flux"] if flux is None else flux
     except ValueError as exc:
         if str(path) in str(exc):
             raise
