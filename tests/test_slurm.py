@@ -78,6 +78,16 @@ def runs(slurm, tmp_path_factory):
     on_slurm = _workdir(tmp_path_factory, "on_slurm")
     proc = snakemake(
         on_slurm,
+        *slurm_args(cpus),
+        env={**env, "STARBATCH_SLURM_PARTITION": PARTITION},
+        timeout=600,
+    )
+    return local, on_slurm, proc, env
+
+
+def slurm_args(cpus: int) -> list[str]:
+    """Snakemake's arguments for the test cluster, through the SLURM profile."""
+    return [
         "--profile",
         str(PROFILE),
         "--workflow-profile",
@@ -92,10 +102,7 @@ def runs(slurm, tmp_path_factory):
         # A packed group may not be wider than the node.
         "--cores",
         str(cpus),
-        env={**env, "STARBATCH_SLURM_PARTITION": PARTITION},
-        timeout=600,
-    )
-    return local, on_slurm, proc, env
+    ]
 
 
 def _slurm_jobs(proc, env):
@@ -171,16 +178,7 @@ def test_a_batch_that_hits_its_time_limit_resumes_in_the_retry(slurm, tmp_path):
     )
     snakemake(
         workdir,
-        "--profile",
-        str(PROFILE),
-        "--workflow-profile",
-        "none",
-        "--slurm-status-command",
-        "squeue",
-        "--slurm-init-seconds-before-status-checks",
-        "2",
-        "--cores",
-        str(cpus),
+        *slurm_args(cpus),
         env=env,
         timeout=900,
     )
