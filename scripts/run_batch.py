@@ -12,17 +12,17 @@ from starbatch.engine.runner import read_plan, read_settings, run_batch
 
 
 def from_snakemake(smk) -> None:
-    p = smk.params
+    c = smk.config  # run settings: not params, which would rerun batches when they change
     run_batch(
         read_plan(smk.input.plan),
-        p.root,
+        smk.params.root,
         smk.output[0],
-        load_registry(p.analysis_modules),
-        max_failed_fraction=p.max_failed_fraction,
-        progress_seconds=p.progress_seconds,
+        load_registry(c.get("analysis_modules", [])),
+        max_failed_fraction=c["max_failed_fraction"],
+        progress_seconds=c.get("progress_seconds", 10),
         settings=read_settings(smk.input.plan),
-        checkpoint_every=p.checkpoint_every,
-        checkpoint_seconds=p.checkpoint_seconds,
+        checkpoint_every=c.get("checkpoint_every", 100),
+        checkpoint_seconds=c.get("checkpoint_seconds", 300),
     )
 
 

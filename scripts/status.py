@@ -40,6 +40,7 @@ def cli() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rerun", choices=("failed", "stale"))
     ap.add_argument("--config", default="config/config.yaml", help="for sas_base_dir")
+    ap.add_argument("--snakefile", help="the workflow's Snakefile, when it is not here")
     ap.add_argument("snakemake_args", nargs="*", help="after --: passed to snakemake")
     a = ap.parse_args()
     with open(a.config) as fh:
@@ -53,7 +54,8 @@ def cli() -> None:
         return
     print(f"rerunning {len(targets)} target(s): {' '.join(targets[:10])}")
     # Batch IDs are validated identifiers, and no shell is involved.
-    cmd = [sys.executable, "-m", "snakemake", *a.snakemake_args, "--forcerun", *targets]
+    cmd = [sys.executable, "-m", "snakemake", *(["-s", a.snakefile] if a.snakefile else [])]
+    cmd += [*a.snakemake_args, "--forcerun", *targets]
     sys.exit(subprocess.call(cmd))
 
 

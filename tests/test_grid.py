@@ -63,6 +63,7 @@ def test_save_load_round_trip(tmp_path, grid):
     np.testing.assert_array_equal(back.flux, grid.flux)  # NaNs compare equal here
     # Memory-mapped from the file, not read into the process: batch jobs share it.
     assert isinstance(back.flux, np.memmap) and str(back.flux.filename) == str(path.resolve())
+    assert back.flux.offset % 64 == 0  # aligned: no slow unaligned copies
 
 
 def test_a_compressed_grid_still_loads(tmp_path, grid):

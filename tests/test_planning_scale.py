@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from starbatch.engine.manifest import format_manifest, manifest_analyses, manifest_batches
-from starbatch.engine.planning import Plan, _jsonable, assign_batches, batch_documents
+from starbatch.engine.manifest import jsonable as _jsonable
+from starbatch.engine.planning import Plan, assign_batches, batch_documents
 from starbatch.engine.tables import _parse_key_columns, _parse_key_combos
 from starbatch.sdss.products import APSTAR, APVISIT
 

@@ -2,6 +2,7 @@
 observation is a flagged row; many mean the analysis is broken and the batch fails
 without writing; an analyse_many that loses track of its tasks fails the batch."""
 
+import hashlib
 import os
 import signal
 
@@ -244,3 +245,40 @@ def test_provenance_in_the_header_and_in_every_row(sas, tmp_path):
     assert table["input_datasum"][0] == fits.getheader(first)["DATASUM"]
     assert table["input_checksum"][1] == ""  # the others have none
     assert set(table["analysis_version"]) == {"1"}
+
+
+class ModelledCounting(Counting):
+    name = "modelled_counting"
+    model = None
+
+    @classmethod
+    def model_files(cls, params):
+        return [str(cls.model)]
+
+
+def test_a_model_file_replaced_after_the_kill_redoes_every_member(sas, tmp_path, caplog):
+    ModelledCounting.model = tmp_path / "model.bin"
+    ModelledCounting.model.write_bytes(b"v1")
+    registry = {"modelled_counting": ModelledCounting}
+    out, plan = tmp_path / "b.fits", plan_of("modelled_counting")
+    Counting.seen, Counting.stop_at = [], 5
+    with pytest.raises(SystemExit):
+        run_batch(plan, sas, out, registry, checkpoint_every=1)
+    ModelledCounting.model.write_bytes(b"v2")
+    caplog.set_level("INFO", "starbatch")
+    Counting.seen, Counting.stop_at = [], 0
+    run_batch(plan, sas, out, registry, checkpoint_every=1)
+    assert "a model file changed" in caplog.text and Counting.seen == list(range(1, N + 1))
+    assert read_table(out)["model_sha256"][0] == hashlib.sha256(b"v2").hexdigest()
+
+
+def test_an_input_file_replaced_after_the_kill_is_read_again(sas, tmp_path, caplog):
+    out = tmp_path / "b.fits"
+    with pytest.raises(SystemExit):
+        run_counting(sas, out, stop_at=6)
+    replaced = sas / apstar_relpath("F1", "2M00000002")  # line 3
+    os.utime(replaced, ns=(replaced.stat().st_atime_ns, replaced.stat().st_mtime_ns + 1))
+    caplog.set_level("INFO", "starbatch")
+    run_counting(sas, out)
+    assert "resumed: 4 of 10" in caplog.text
+    assert Counting.seen == [3, 6, 7, 8, 9, 10]

@@ -178,6 +178,18 @@ def test_registry_adds_a_users_module_to_the_builtins(tmp_path, monkeypatch):
         ("class A(Analysis):\n    name = 'a'\n    product = APSTAR\n", "implements neither"),
         (
             "class A(Analysis):\n    name = 'a'\n    product = APSTAR\n"
+            "    parameters = (Parameter('n', int, 'five'),)\n"
+            "    def analyse(self, m, t): return {}\n",
+            "parameter 'n': default 'five' is not a int",
+        ),
+        (
+            "class A(Analysis):\n    name = 'a'\n    product = APSTAR\n"
+            "    columns = (Column('x', '', '', 'float99'),)\n"
+            "    def analyse(self, m, t): return {}\n",
+            "column 'x': dtype 'float99' is not a numpy dtype",
+        ),
+        (
+            "class A(Analysis):\n    name = 'a'\n    product = APSTAR\n"
             "    parameters = (Parameter('line', int, 0),)\n"
             "    def analyse(self, m, t): return {}\n",
             "parameter 'line' clashes with a bookkeeping column",

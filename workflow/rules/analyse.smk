@@ -21,11 +21,9 @@ rule analyse_batch:
         runtime=batch_runtime,
         gpu=batch_gpus,
     params:
+        # Only what decides the results; run settings (progress, checkpoints, the
+        # failure threshold, analysis_modules) come from the config in the job, so that
+        # changing them reruns no finished batch.
         root=sas_root(),
-        max_failed_fraction=config["max_failed_fraction"],
-        progress_seconds=config.get("progress_seconds", 10),
-        checkpoint_every=config.get("checkpoint_every", 100),
-        checkpoint_seconds=config.get("checkpoint_seconds", 300),
-        analysis_modules=config.get("analysis_modules", []),
     script:
         "../../scripts/run_batch.py"

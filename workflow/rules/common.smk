@@ -29,7 +29,6 @@ from starbatch.engine.identifiers import IDENTIFIER_PATTERN
 from starbatch.engine.manifest import (
     manifest_analyses,
     manifest_batches,
-    read_manifest,
     shards,
 )
 
@@ -146,11 +145,6 @@ def default_model_files(wildcards):
 def plan_manifest():
     """The plan checkpoint's manifest path (re-evaluated after the checkpoint runs)."""
     return checkpoints.plan.get().output.manifest
-
-
-def planned():
-    """The manifest rows written by the plan checkpoint."""
-    return read_manifest(plan_manifest())
 
 
 def planned_batch(batch):

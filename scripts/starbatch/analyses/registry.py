@@ -12,10 +12,11 @@ starts."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
@@ -79,7 +80,11 @@ def _import(spec: str) -> ModuleType:
     if spec.endswith(".py") or path.is_file():
         if not path.is_file():
             raise FileNotFoundError(f"no such file (relative to {Path.cwd()})")
-        name = f"starbatch_user.{path.stem}"
+        # Named by the file's place, so two users' x.py never replace each other.
+        where = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
+        name = f"starbatch_user.{path.stem}_{where}"
+        if name in sys.modules:
+            return sys.modules[name]  # listed twice: one module
         module_spec = importlib.util.spec_from_file_location(name, path.resolve())
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[name] = module  # dataclasses and pickling-free reflection need it
@@ -160,12 +165,3 @@ def load_registry(
     if problems:
         raise RegistryError(problems)
     return registry
-
-
-def get_analysis(registry: Mapping[str, type[Analysis]], name: str) -> type[Analysis]:
-    try:
-        return registry[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown analysis {name!r}; known: {', '.join(sorted(registry))}"
-        ) from None

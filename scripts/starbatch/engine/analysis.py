@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+
 from . import flags
 from .params import Parameter
 from .products import DataProduct
@@ -167,6 +169,13 @@ def contract_problems(cls: type) -> list[str]:
             )
         if p.name in seen:
             problems.append(f"parameter {p.name!r} is declared twice (or is an observation key)")
+        elif p.type in PARAMETER_TYPES and not (
+            p.required or p.default is None or isinstance(p.default, p.type)
+        ):
+            if not (p.type is float and isinstance(p.default, int)):
+                problems.append(
+                    f"parameter {p.name!r}: default {p.default!r} is not a {p.type.__name__}"
+                )
         if p.name in BOOKKEEPING + TRAILING + PROVENANCE:
             problems.append(f"parameter {p.name!r} clashes with a bookkeeping column; rename it")
         seen.add(p.name)
@@ -175,9 +184,16 @@ def contract_problems(cls: type) -> list[str]:
             problems.append(f"columns: {c!r} is not a starbatch.engine.analysis.Column")
         elif c.name in BOOKKEEPING + TRAILING + PROVENANCE or c.name in seen:
             problems.append(f"column {c.name!r} clashes with a bookkeeping column or parameter")
+        else:
+            try:
+                np.dtype(c.dtype)
+            except TypeError:
+                problems.append(f"column {c.name!r}: dtype {c.dtype!r} is not a numpy dtype")
     unknown = sorted(set(getattr(cls, "resources", {})) - set(DEFAULT_RESOURCES))
     if unknown:
         problems.append(f"resources: unknown keys {unknown}; known: {sorted(DEFAULT_RESOURCES)}")
+    if not isinstance(getattr(cls, "version", ""), str):
+        problems.append(f"version must be a string, got {cls.version!r}")
     chunk = getattr(cls, "chunk_size", 1)
     if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
         problems.append(f"chunk_size must be an integer >= 1, got {chunk!r}")

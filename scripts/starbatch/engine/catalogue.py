@@ -35,11 +35,13 @@ def to_arrow(table: Table, docs: dict[str, dict[str, str]] | None = None):
         col = table[name]
         data = np.asarray(col.filled() if hasattr(col, "filled") else col)
         mask = np.asarray(col.mask) if getattr(col, "mask", None) is not None else None
+        kind = None
         if data.dtype.kind in "SU":
             data = data.astype(str).astype(object)
+            kind = pa.string()  # also for zero rows, where Arrow would guess null
         elif data.dtype.byteorder not in "=|":  # FITS data are big-endian; Arrow is native
             data = data.astype(data.dtype.newbyteorder("="))
-        array = pa.array(data, mask=mask if mask is not None and mask.any() else None)
+        array = pa.array(data, type=kind, mask=mask if mask is not None and mask.any() else None)
         meta = {k: v for k, v in docs.get(name, {}).items() if v}
         fields.append(pa.field(name, array.type, metadata=meta or None))
         arrays.append(array)

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 from .atomic import write_atomic
+from .manifest import jsonable
 
 log = logging.getLogger("starbatch")
 FORMAT = "starbatch-journal-1"
@@ -30,10 +31,6 @@ def plan_digest(plan: dict) -> str:
 def journal_path(output: str | Path) -> Path:
     output = Path(output)
     return output.with_name(f".{output.name}.journal")
-
-
-def _plain(value):
-    return value.item() if hasattr(value, "item") else value
 
 
 class Journal:
@@ -58,7 +55,10 @@ class Journal:
         if not isinstance(header, dict) or header.get("format") != FORMAT:
             return self._distrust("not a starbatch journal")
         if header.get("plan") != self.digest:
-            return self._distrust("written for another plan of this batch (its members changed)")
+            return self._distrust(
+                "written for another plan of this batch (its members, the analysis version "
+                "or a model file changed)"
+            )
         done = {}
         for number, line in enumerate(lines[1:], start=2):
             try:
@@ -80,15 +80,16 @@ class Journal:
         lines = [header] + [json.dumps(r) for _, r in sorted(done.items())]
         write_atomic(self.path, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
 
-    def add(self, index: int, path: str, outcome) -> None:
+    def add(self, index: int, path: str, outcome, settings: dict | None = None) -> None:
         record = {
             "i": index,
             "path": path,
-            "result": {k: _plain(v) for k, v in outcome.result.items()},
+            "settings": {k: jsonable(v) for k, v in (settings or {}).items()},
+            "result": {k: jsonable(v) for k, v in outcome.result.items()},
             "flag": int(outcome.flag),
             "error": outcome.error,
             "seconds": float(outcome.seconds),
-            "input": {k: _plain(v) for k, v in outcome.input.items()},
+            "input": {k: jsonable(v) for k, v in outcome.input.items()},
         }
         self.pending.append(json.dumps(record))
 

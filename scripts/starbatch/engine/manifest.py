@@ -55,6 +55,11 @@ def settings_path(plan_path: str | Path) -> Path:
     return plan_path.parent.parent / "settings" / plan_path.name
 
 
+def jsonable(value):
+    """A numpy scalar as the plain Python value json writes."""
+    return value.item() if hasattr(value, "item") else value
+
+
 def format_manifest(rows) -> str:
     lines = ["\t".join(MANIFEST_COLUMNS)]
     lines += [f"{b}\t{a}\t{n}\t{';'.join(files)}" for b, a, n, files in rows]

@@ -22,7 +22,7 @@ import pandas as pd
 
 from .analysis import Analysis
 from .atomic import write_text_if_changed
-from .manifest import format_manifest, settings_path
+from .manifest import format_manifest, jsonable, settings_path
 from .tables import TableError, TaskTable, load_tasks
 
 log = logging.getLogger("starbatch")
@@ -92,7 +92,7 @@ def check_model_files(
     # The first row of each batch, in batch order (no sub-frame per batch).
     for first in plan.batches.drop_duplicates("batch").to_dict("records"):
         cls = registry[first["analysis"]]
-        params = {p.name: _jsonable(first[p.name]) for p in cls.all_parameters()}
+        params = {p.name: jsonable(first[p.name]) for p in cls.all_parameters()}
         for path in cls.model_files(params):
             if path in seen or path in buildable or Path(path).exists():
                 continue
@@ -114,7 +114,7 @@ def batch_documents(plan: Plan, registry: Mapping[str, type[Analysis]]) -> dict[
 
     def column(name: str) -> list:  # each column as plain Python values, made once
         if name not in columns:
-            columns[name] = [_jsonable(v) for v in frame[name].tolist()]
+            columns[name] = [jsonable(v) for v in frame[name].tolist()]
         return columns[name]
 
     docs = {}
@@ -154,10 +154,6 @@ def _batch_positions(batch: pd.Series) -> list[tuple[str, list[int]]]:
     order = np.argsort(codes, kind="stable")
     bounds = np.cumsum(np.bincount(codes))[:-1]
     return [(str(b), p.tolist()) for b, p in zip(ids, np.split(order, bounds), strict=True)]
-
-
-def _jsonable(value):
-    return value.item() if hasattr(value, "item") else value
 
 
 def model_files(cls: type[Analysis], doc: dict) -> list[str]:

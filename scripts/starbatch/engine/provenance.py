@@ -16,8 +16,10 @@ from pathlib import Path
 
 import starbatch
 
-# Hashing a multi-GB grid for every batch would cost seconds: a file's digest is kept
-# keyed by its size and modification time.
+# Hashing a multi-GB grid in every batch job would cost seconds: a file's digest is
+# kept, keyed by its size and modification time, in the working directory (every job of
+# a run shares it) and in memory.
+DIGEST_CACHE = Path(".starbatch/digests")
 _DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
@@ -28,12 +30,29 @@ def utc_now() -> str:
 def sha256_file(path: str | Path) -> str:
     st = os.stat(path)
     key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        _DIGESTS[key] = digest.hexdigest()
+    if key in _DIGESTS:
+        return _DIGESTS[key]
+    cache = DIGEST_CACHE / (hashlib.sha1(key[0].encode()).hexdigest() + ".json")
+    try:
+        cached = json.loads(cache.read_text())
+        if [cached["path"], cached["size"], cached["mtime_ns"]] == list(key):
+            _DIGESTS[key] = cached["sha256"]
+            return cached["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no cache yet, or another file's, or damaged: hash it
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    _DIGESTS[key] = digest.hexdigest()
+    record = {"path": key[0], "size": key[1], "mtime_ns": key[2], "sha256": _DIGESTS[key]}
+    try:  # concurrent jobs may write it at once: each renames its own temporary file
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a read-only working directory: the digest is only not cached
     return _DIGESTS[key]
 
 

@@ -36,8 +36,8 @@ class Outcome:
 PROVENANCE_DESCRIPTIONS = {
     "input_size": "size of the input file when it was read",
     "input_mtime_ns": "modification time of the input file (ns since the epoch)",
-    "input_checksum": "FITS CHECKSUM card of the input file, if it has one",
-    "input_datasum": "FITS DATASUM card of the input file, if it has one",
+    "input_checksum": "FITS CHECKSUM card of the input file's primary HDU, if it has one",
+    "input_datasum": "FITS DATASUM card of the input file's primary HDU, if it has one",
     "model_files": "model files the analysis loaded (; separated)",
     "model_sha256": "sha256 of each model file (; separated)",
     "analysis_version": "version string of the analysis",

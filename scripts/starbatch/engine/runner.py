@@ -145,20 +145,24 @@ def run_batch(
     cls = registry[plan["analysis"]]
     defaults = {p.name: p.default for p in cls.all_parameters() if not p.significant}
     params = {**defaults, **plan["params"], **(settings or {})}
+    insignificant = {k: params[k] for k in defaults}
     tasks = list(iter_tasks(plan, Path(root), params))
     n = len(tasks)
     log.info("batch %s: %s on %d observation(s), params %s", plan["batch"], cls.name, n, params)
     started = provenance.utc_now()
 
-    # A journal of another plan or another version of the analysis is not trusted.
-    journal = Journal(journal_path(output), f"{plan_digest(plan)}:{cls.version}")
+    # The model files' digests, taken before load reads them (what the rows record).
+    try:
+        models = provenance.model_digests(cls.model_files(params))
+    except OSError:
+        models = []  # a missing model file: load says which, in its own words
+    # A journal of another plan, analysis version or model file is not trusted.
+    key = ":".join([plan_digest(plan), cls.version, *(sha for _, sha in models)])
+    journal = Journal(journal_path(output), key)
     kept, outcomes = {}, {}
     for i, record in journal.read().items():
-        # Analysis errors are retried (the analysis may have been fixed); bad files not.
         try:
-            if record["path"] == tasks[i].extra["relpath"] and not (
-                record["flag"] & flags.ANALYSIS_ERROR
-            ):
+            if _still_valid(tasks[i], record):
                 outcomes[i] = _from_record(tasks[i], record)
                 kept[i] = record
         except (KeyError, IndexError, TypeError, ValueError):
@@ -178,7 +182,7 @@ def run_batch(
             for chunk_outcomes in _prefetched(cls, analysis, model, tasks, todo, shares):
                 for i, outcome in chunk_outcomes:
                     outcomes[i] = outcome
-                    journal.add(i, tasks[i].extra["relpath"], outcome)
+                    journal.add(i, tasks[i].extra["relpath"], outcome, insignificant)
                 now = time.perf_counter()
                 if (
                     len(journal.pending) >= checkpoint_every
@@ -220,7 +224,6 @@ def run_batch(
             f"{cls.name} raised errors on {len(crashed)} of {n} observations (more than "
             f"max_failed_fraction={max_failed_fraction}); first: {crashed[0].error}"
         )
-    models = provenance.model_digests(cls.model_files(params))
     header = provenance.header_cards(cls, plan["params"], models, started, provenance.utc_now())
     header["READ_S"] = (round(shares["read_s"], 3), "seconds reading (overlapped)")
     header["ANAL_S"] = (round(shares["analyse_s"], 3), "seconds analysing")
@@ -249,7 +252,8 @@ def _prefetched(cls, analysis, model, tasks: list[Task], todo: list[int], shares
     chunks = list(_chunks(todo, cls.chunk_size))
     if not chunks:
         return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
+    try:
         ahead = pool.submit(_read_chunk, cls, tasks, chunks[0])
         for k in range(len(chunks)):
             reads, read_s = ahead.result()
@@ -260,6 +264,9 @@ def _prefetched(cls, analysis, model, tasks: list[Task], todo: list[int], shares
             shares["read_s"] += read_s
             shares["analyse_s"] += time.perf_counter() - t0
             yield out
+    finally:
+        # On SIGTERM do not wait for the read ahead: the journal's flush comes first.
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _analyse_chunk(cls, analysis, model, reads: list, read_s: float):
@@ -283,7 +290,26 @@ def _analyse_chunk(cls, analysis, model, reads: list, read_s: float):
     return out
 
 
+# Redone on resume: the analysis may have been fixed, the file may be back.
+_RETRIED = flags.ANALYSIS_ERROR | flags.READ_ERROR
+
+
+def _still_valid(task: Task, record: dict) -> bool:
+    """A journaled member counts as done if it is this member, did not fail in a way
+    worth retrying, and its file is the one it read (same size and mtime)."""
+    if record["path"] != task.extra["relpath"] or record["flag"] & _RETRIED:
+        return False
+    facts = record.get("input", {})
+    try:
+        st = task.path.stat()
+    except OSError:
+        return False
+    return facts.get("size") == st.st_size and facts.get("mtime_ns") == st.st_mtime_ns
+
+
 def _from_record(task: Task, record: dict) -> Outcome:
+    # The row says what it ran with: the settings of the run that made it.
+    task.params = {**task.params, **record.get("settings", {})}
     return Outcome(
         task,
         dict(record["result"]),

@@ -100,25 +100,39 @@ def in_trained_region(labels: np.ndarray, label_min, label_max) -> np.ndarray:
     return inside & ~hot_giant
 
 
+# An extra field (id, length, zeros) that pads the flux member's local header, so that
+# its data starts on a 64-byte boundary of the file and maps as an aligned array.
+_PAD_ID = 0x5342
+_LOCAL_HEADER = 30  # bytes of a zip local file header before its name and extra fields
+_ZIP64_EXTRA = 20  # what force_zip64 appends to the extra field
+
+
 def save_grid(path: str | Path, grid: ModelGrid) -> None:
-    """Write atomically, so a reader (or a killed job) never sees half a grid."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a handle: savez adds no suffix
-        np.savez(
-            fh,
-            teff=grid.teff,
-            logg=grid.logg,
-            feh=grid.feh,
-            flux=np.asarray(grid.flux, dtype=np.float32),
-            wavelength=grid.wavelength,
-            valid=grid.valid,
-        )
+    """An uncompressed .npz (np.load reads it), flux first and 64-byte aligned so that
+    load_grid can memory-map it; written atomically, so a reader (or a killed job)
+    never sees half a grid."""
+    arrays = {
+        "flux": np.asarray(grid.flux, dtype=np.float32),
+        "teff": grid.teff,
+        "logg": grid.logg,
+        "feh": grid.feh,
+        "wavelength": grid.wavelength,
+        "valid": grid.valid,
+    }
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            fixed = zf.fp.tell() + _LOCAL_HEADER + len(info.filename) + _ZIP64_EXTRA + 4
+            pad = -fixed % 64  # the .npy header itself is padded to a multiple of 64
+            info.extra = struct.pack("<HH", _PAD_ID, pad) + bytes(pad)
+            with zf.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
 
 
 def _memmap_member(path: str | Path, name: str) -> np.ndarray | None:
     """The array ``name`` of an uncompressed .npz, memory-mapped in place (None if it is
     compressed). save_grid stores without compression, so concurrent batch jobs on one
-    node share one copy of the grid in the page cache, and a job's set-up reads only the
-    pages it touches."""
+    node share one copy of the grid in the page cache rather than each reading its own."""
     with zipfile.ZipFile(path) as zf:
         info = zf.getinfo(f"{name}.npy")
     if info.compress_type != zipfile.ZIP_STORED:
