@@ -46,6 +46,8 @@ def assign_batches(frame: pd.DataFrame, max_batch_size: int | Mapping[str, int])
             return int(max_batch_size[analysis])
         return int(max_batch_size)
 
+    if frame.empty:  # every file missing: nothing to batch (and pandas' empty dtypes)
+        return pd.Series([], index=frame.index, dtype=object)
     order = frame.groupby("group", sort=False).cumcount()
     sizes = frame["analysis"].map(limit)
     chunk = order // sizes

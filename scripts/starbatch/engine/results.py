@@ -200,7 +200,9 @@ def failed_rows(table: Table, skipped_csv=None) -> Table:
     lists everything to fix."""
     import pandas as pd
 
-    keep = [c for c in table.colnames if c not in ("time_s", "setup_share_s")]
+    # What to fix and where; timings and file facts are in the summary.
+    drop = ("time_s", "setup_share_s", *PROVENANCE)
+    keep = [c for c in table.colnames if c not in drop]
     failed = table[(np.asarray(table["flag"]) & flags.FAILED) != 0][keep] if len(table) else table
     frame = failed.to_pandas() if len(failed) else pd.DataFrame(columns=keep)
     if skipped_csv:
