@@ -185,6 +185,10 @@ APSTAR_META = {
     "ra": ("RA", float),
     "dec": ("DEC", float),
     "vhelio": ("VHELIO", float),
+    # The DR17 RV-template fit (Doppler): independent labels to compare results with.
+    "rv_teff": ("RV_TEFF", float),
+    "rv_logg": ("RV_LOGG", float),
+    "rv_feh": ("RV_FEH", float),
 }
 
 
@@ -246,6 +250,10 @@ APVISIT_META = {
     "vhelio": ("VHELIO", float),
     "vrad": ("VRAD", float),
     "bc": ("BC", float),
+    # The best RV template's grid point (coarse: e.g. 6500 K / 5.0).
+    "rv_teff": ("RVTEFF", float),
+    "rv_logg": ("RVLOGG", float),
+    "rv_feh": ("RVFEH", float),
 }
 
 
