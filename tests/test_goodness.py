@@ -8,15 +8,15 @@ import pytest
 
 from starbatch.analyses.registry import BUILTIN
 from starbatch.engine import flags
-from starbatch.methods.goodness import CONTINUUM_FLOOR, MIN_LINE_SNR, fit_quality, poor_fit
-from starbatch.offline.augment import shift_rv
+from starbatch.methods.goodness import (
+    CONTINUUM_FLOOR,
+    FIT_FLOOR,
+    MIN_LINE_SNR,
+    fit_quality,
+    poor_fit,
+)
 from starbatch.offline.evaluation import default_params, make_tasks, run
-from starbatch.offline.synthetic import continuum_shape, observe
-from starbatch.sdss.readers import bad_pixels
-from starbatch.sdss.spectrum import Spectrum, apstar_wavelength
-
-# Brackett series (vacuum A) in the APOGEE band: a hot star's only strong lines.
-BRACKETT = (15196, 15265, 15345, 15443, 15561, 15705, 15885, 16114, 16412, 16811)
+from starbatch.offline.out_of_model import out_of_model_spectra
 
 
 def test_floor_covers_line_depth_errors_not_missing_lines():
@@ -30,7 +30,7 @@ def test_floor_covers_line_depth_errors_not_missing_lines():
     deeper = 1 - 1.2 * (1 - model)  # every line 20% deeper than the model
     missing = model - 0.2 * (np.cos(150 * x) > 0.95)  # extra lines the model lacks
     chi2 = {
-        name: fit_quality(data, sigma2, model, ones, good, 0.35, 3)[0][0]
+        name: fit_quality(data, sigma2, model, ones, good, FIT_FLOOR, 3)[0][0]
         for name, data in (("deeper", deeper), ("missing", missing), ("exact", model))
     }
     assert chi2["exact"] == 0 and chi2["deeper"] < 1.5
@@ -46,36 +46,15 @@ def test_line_snr_is_zero_for_a_featureless_spectrum():
     model = np.ones(3000)
     model[::50] = 0.99  # the weakest-lined model: explains nothing the data has
     sigma2 = np.full(3000, 0.01**2)
-    chi2, line = fit_quality(flat, sigma2, model, np.ones(3000), np.ones(3000, bool), 0.35, 3)
+    chi2, line = fit_quality(flat, sigma2, model, np.ones(3000), np.ones(3000, bool), FIT_FLOOR, 3)
     assert chi2[0] < 2 and line[0] < MIN_LINE_SNR
     assert poor_fit(chi2, line, 5.0)[0]
     assert not poor_fit([1.0], [MIN_LINE_SNR + 1], 5.0)[0]
 
 
-def _spectrum(model, rng, snr=200.0, teff=4700.0):
-    flux, error, mask = observe(model, continuum_shape(teff, rng), snr, rng)
-    bad = bad_pixels(flux, error, mask)
-    return Spectrum(apstar_wavelength(), flux, np.where(bad, np.inf, error), bad, {})
-
-
 @pytest.fixture(scope="module")
 def cases(emulator):
-    """Synthetic spectra at S/N 200: one the models describe, four they cannot."""
-    rng = np.random.default_rng(12)
-    wave = apstar_wavelength()
-    giant = emulator.flux([4700.0, 2.5, 0.0])
-    hot = np.ones_like(wave)
-    for line in BRACKETT:  # ~10,000 K: broad hydrogen lines, no metal lines
-        hot -= 0.35 / (1 + ((wave - line) / 6.0) ** 2)
-    artefact = giant.copy()
-    artefact[1000:1400] *= 1.2  # unflagged persistence-like excess over 90 A
-    return {
-        "giant": _spectrum(giant, rng),
-        "hot star beyond the grid": _spectrum(hot, rng, teff=10000.0),
-        "featureless continuum": _spectrum(np.ones_like(wave), rng),
-        "strong artefact": _spectrum(artefact, rng),
-        "wrong wavelength solution": _spectrum(shift_rv(giant, 30.0), rng),
-    }
+    return out_of_model_spectra(emulator)
 
 
 @pytest.fixture(scope="module")
