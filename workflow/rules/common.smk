@@ -191,6 +191,8 @@ def get_final_output():
         "results/failed.csv",
         "results/plots/kiel.png",
         "results/plots/timing.png",
+        "results/flags.tsv",
+        "results/plots/flags.png",
     ]
     if demo_enabled():
         out.append("results/plots/truth_vs_fit.png")
