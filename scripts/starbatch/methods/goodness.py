@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 CONTINUUM_FLOOR = 0.005  # continuum placement / flat-field error per pixel (fraction)
-FIT_FLOOR = 0.35  # default fractional line-depth error (measured on the real files)
+FIT_FLOOR = 0.45  # default fractional line-depth error (measured on the real files)
 MIN_LINE_SNR = 10.0
 
 
