@@ -1,7 +1,7 @@
 """Flags per analysis (how many rows carry each flag bit): a TSV and a bar chart.
 
-CLI: python scripts/flag_summary.py results/summary.fits results/flags.tsv \
-         results/plots/flags.png
+CLI: python scripts/flag_summary.py [results/summary.fits] [--table results/flags.tsv]
+         [--plot results/plots/flags.png]
 """
 
 import argparse
@@ -16,9 +16,9 @@ def from_snakemake(smk) -> None:
 
 def cli() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("summary")
-    ap.add_argument("table")
-    ap.add_argument("plot")
+    ap.add_argument("summary", nargs="?", default="results/summary.fits")
+    ap.add_argument("--table", default="results/flags.tsv")
+    ap.add_argument("--plot", default="results/plots/flags.png")
     a = ap.parse_args()
     write_flag_summary(a.summary, a.table, a.plot)
 

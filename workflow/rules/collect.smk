@@ -73,7 +73,9 @@ rule flag_summary:
     output:
         table="results/flags.tsv",
         plot=report(
-            "results/plots/flags.png", caption="../report/flags.rst", category="Results"
+            "results/plots/flags.png",
+            caption="../report/flags.rst",
+            category="Results",
         ),
     log:
         "logs/plots/flags.log",

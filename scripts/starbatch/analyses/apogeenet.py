@@ -18,15 +18,7 @@ from starbatch.engine.params import Parameter
 from starbatch.resources import EMULATOR, model_path
 from starbatch.sdss.products import APSTAR
 
-from .labels import (
-    LABEL_COLUMNS,
-    QUALITY_COLUMNS,
-    QUALITY_PARAMETERS,
-    label_row,
-    outside,
-    quality_flag,
-    usable,
-)
+from . import labels
 
 
 class ApogeeNet(Analysis):
@@ -47,11 +39,11 @@ class ApogeeNet(Analysis):
             significant=False,
             help="torch device: auto (cuda if available, else cpu), cpu, cuda, cuda:N",
         ),
-        *QUALITY_PARAMETERS,
+        *labels.QUALITY_PARAMETERS,
     )
     # A network in memory (GPUs only when the config asks: analyses.apogeenet.gpu).
     resources = {"mem_mb": 4000, "runtime_setup_s": 120, "runtime_per_obs_s": 0.5, "threads": 2}
-    columns = LABEL_COLUMNS + QUALITY_COLUMNS
+    columns = labels.LABEL_COLUMNS + labels.QUALITY_COLUMNS
     # Spectra per analyse_many call: x n_draws+1 network inputs (~35 kB each) per chunk.
     chunk_size = 32
 
@@ -71,13 +63,13 @@ class ApogeeNet(Analysis):
         return model
 
     def analyse_many(self, model, tasks: Sequence[Task]) -> list:
-        from starbatch.methods.apogeenet.inputs import network_inputs, normalised
+        from starbatch.methods.apogeenet.inputs import network_inputs, stages
 
-        out, ok = usable(tasks)
+        out, ok = labels.usable(tasks)
         if not ok:
             return out
         spectra = [tasks[i].spectrum for i in ok]
-        p = normalised(
+        cubic, p = stages(
             np.stack([s.flux for s in spectra]),
             np.stack([s.error for s in spectra]),
             np.stack([s.bad for s in spectra]),
@@ -85,25 +77,26 @@ class ApogeeNet(Analysis):
         )
         params = tasks[ok[0]].params
         values, errors = model.predict(*network_inputs(p), n_draws=params["n_draws"])
-        fit_chi2, line_snr = self._quality(model, p, values, params["fit_floor"])
-        edge = outside(values, model.label_min, model.label_max)
+        fit_chi2, line_snr = self._quality(model, cubic, values, params["fit_floor"])
+        edge = labels.outside(values, model.label_min, model.label_max)
         for j, i in enumerate(ok):
-            flag = (flags.GRID_EDGE if edge[j] else 0) | quality_flag(
+            flag = (flags.GRID_EDGE if edge[j] else 0) | labels.quality_flag(
                 fit_chi2[j], line_snr[j], params
             )
             extra = {"fit_chi2": float(fit_chi2[j]), "line_snr": float(line_snr[j])}
-            out[i] = label_row(values[j], errors[j], model.model_error, flag, **extra)
+            out[i] = labels.label_row(values[j], errors[j], model.model_error, flag, **extra)
         return out
 
     @staticmethod
     def _quality(model, p, values, floor):
-        """fit_chi2, line_snr of the spectra against the emulator at the predicted labels
-        (clipped into its range), the model spectra prepared like the data."""
-        from starbatch.methods.apogeenet.inputs import normalised
+        """fit_chi2, line_snr of the per-chip normalised spectra ``p`` against the emulator
+        at the predicted labels (clipped into its range), normalised the same way."""
+        from starbatch.methods.apogeenet.inputs import stages
         from starbatch.methods.goodness import fit_quality
 
         ref = model.reference
         flux = ref.flux(np.clip(values, ref.label_min, ref.label_max))
-        m = normalised(flux, np.full_like(flux, 1e-3), np.zeros(flux.shape, bool), model.cont_mask)
+        no_bad = np.zeros(flux.shape, bool)
+        m = stages(flux, np.full_like(flux, 1e-3), no_bad, model.cont_mask)[0]
         good = ~p.bad & ~m.bad
         return fit_quality(p.flux, p.error**2, m.flux, np.ones_like(m.flux), good, floor, 3)

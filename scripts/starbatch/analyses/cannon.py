@@ -15,15 +15,7 @@ from starbatch.engine.params import Parameter
 from starbatch.resources import model_path
 from starbatch.sdss.products import APSTAR
 
-from .labels import (
-    LABEL_COLUMNS,
-    QUALITY_COLUMNS,
-    QUALITY_PARAMETERS,
-    label_row,
-    outside,
-    quality_flag,
-    usable,
-)
+from . import labels
 
 
 class Cannon(Analysis):
@@ -31,13 +23,13 @@ class Cannon(Analysis):
     product = APSTAR
     parameters = (
         Parameter("model", str, "v2", help="model cannon-{model}.npz (project, else shipped)"),
-        *QUALITY_PARAMETERS,
+        *labels.QUALITY_PARAMETERS,
     )
     # A trained model in memory; generous margins.
     resources = {"mem_mb": 2000, "runtime_setup_s": 60, "runtime_per_obs_s": 0.5}
-    columns = LABEL_COLUMNS + (
+    columns = labels.LABEL_COLUMNS + (
         Column("chi2_red", "", "reduced chi-square (with the model's intrinsic scatter)"),
-        *QUALITY_COLUMNS,
+        *labels.QUALITY_COLUMNS,
         Column("n_pix", "", "pixels used in the fit", "i8"),
     )
     chunk_size = 128
@@ -56,7 +48,7 @@ class Cannon(Analysis):
         from starbatch.methods.cannon.model import fit_labels, noise_errors
         from starbatch.methods.goodness import fit_quality
 
-        out, ok = usable(tasks)
+        out, ok = labels.usable(tasks)
         if not ok:
             return out
         spectra = [tasks[i].spectrum for i in ok]
@@ -78,7 +70,7 @@ class Cannon(Analysis):
             params["fit_floor"],
             3,
         )
-        edge = outside(fit["labels"], model.label_min, model.label_max)
+        edge = labels.outside(fit["labels"], model.label_min, model.label_max)
         for j, i in enumerate(ok):
             if fit["n_pix"][j] < 300:
                 exc = ValueError(f"only {fit['n_pix'][j]} usable pixels after normalisation")
@@ -86,8 +78,8 @@ class Cannon(Analysis):
                 out[i] = exc
                 continue
             flag = flags.GRID_EDGE if edge[j] else 0
-            flag |= quality_flag(fit_chi2[j], line_snr[j], params)
-            out[i] = label_row(
+            flag |= labels.quality_flag(fit_chi2[j], line_snr[j], params)
+            out[i] = labels.label_row(
                 fit["labels"][j],
                 errors[j],
                 model.model_error,

@@ -30,6 +30,17 @@ from .training_set import make_random_set
 UNITS = {"teff": "K", "logg": "dex", "feh": "dex"}
 
 
+def add_set_arguments(ap, seed: int) -> None:
+    """The held-out set's command-line options, shared by the benchmark entry points."""
+    from starbatch.resources import EMULATOR
+
+    ap.add_argument("--n", type=int, default=100, help="stars per S/N")
+    ap.add_argument("--snr", type=float, nargs="+", default=[20.0, 50.0, 100.0, 200.0])
+    ap.add_argument("--seed", type=int, default=seed)
+    ap.add_argument("--analyses", nargs="+", default=list(LABEL_ANALYSES))
+    ap.add_argument("--emulator", default=str(EMULATOR))
+
+
 def default_params(cls: type[Analysis], **overrides) -> dict:
     params = {p.name: p.default for p in cls.all_parameters()}
     params.update(overrides)

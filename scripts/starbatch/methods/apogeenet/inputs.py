@@ -43,10 +43,17 @@ ERROR_CLIP = 5.0
 PREP_VERSION = 2  # stored in the weights; a file made with another preparation is refused
 
 
+def stages(flux, error, bad, cont_mask) -> tuple[Prepared, Prepared]:
+    """(after step 1, after step 2): per-chip normalised, then locally flattened (n, npix).
+    The first is what the goodness of fit compares with the emulator: the flattening
+    would hide an artefact as continuum."""
+    p = normalise_many(flux, error, bad, cont_mask, degree=CONT_DEGREE)
+    return p, flatten_locally(p, cont_mask, LOCAL_HALF)
+
+
 def normalised(flux, error, bad, cont_mask) -> Prepared:
     """Steps 1-2: continuum-normalised, locally flattened spectra (n, npix)."""
-    p = normalise_many(flux, error, bad, cont_mask, degree=CONT_DEGREE)
-    return flatten_locally(p, cont_mask, LOCAL_HALF)
+    return stages(flux, error, bad, cont_mask)[1]
 
 
 def prepare_inputs(flux, error, bad, cont_mask) -> tuple[np.ndarray, np.ndarray]:
