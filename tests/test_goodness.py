@@ -6,15 +6,10 @@ tests/test_real_spectra.py)."""
 import numpy as np
 import pytest
 
+from starbatch.analyses.labels import FIT_FLOOR, MIN_LINE_SNR
 from starbatch.analyses.registry import BUILTIN
 from starbatch.engine import flags
-from starbatch.methods.goodness import (
-    CONTINUUM_FLOOR,
-    FIT_FLOOR,
-    MIN_LINE_SNR,
-    fit_quality,
-    poor_fit,
-)
+from starbatch.methods.goodness import CONTINUUM_FLOOR, fit_quality, poor_fit
 from starbatch.offline.evaluation import default_params, make_tasks, run
 from starbatch.offline.out_of_model import out_of_model_spectra
 
@@ -48,8 +43,8 @@ def test_line_snr_is_zero_for_a_featureless_spectrum():
     sigma2 = np.full(3000, 0.01**2)
     chi2, line = fit_quality(flat, sigma2, model, np.ones(3000), np.ones(3000, bool), FIT_FLOOR, 3)
     assert chi2[0] < 2 and line[0] < MIN_LINE_SNR
-    assert poor_fit(chi2, line, 5.0)[0]
-    assert not poor_fit([1.0], [MIN_LINE_SNR + 1], 5.0)[0]
+    assert poor_fit(chi2, line, 5.0, MIN_LINE_SNR)[0]
+    assert not poor_fit([1.0], [MIN_LINE_SNR + 1], 5.0, MIN_LINE_SNR)[0]
 
 
 @pytest.fixture(scope="module")

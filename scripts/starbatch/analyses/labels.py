@@ -13,7 +13,6 @@ import numpy as np
 from starbatch.engine import flags
 from starbatch.engine.analysis import Column, Task
 from starbatch.engine.params import Parameter
-from starbatch.methods.goodness import FIT_FLOOR, MIN_LINE_SNR, poor_fit
 
 LABEL_COLUMNS = (
     Column("teff", "K", "effective temperature"),
@@ -24,6 +23,12 @@ LABEL_COLUMNS = (
     Column("feh_err", "dex", "1-sigma uncertainty of feh"),
 )
 LABELS = ("teff", "logg", "feh")
+
+# POOR_FIT defaults (starbatch.methods.goodness): line depths uncertain by 45% (the real
+# DR17 files need it: cannon's M giant gives fit_chi2 4.5 with it), and a fit must explain
+# stellar lines at >= 10 sigma. Here, not in methods, so planning imports no numerics.
+FIT_FLOOR = 0.45
+MIN_LINE_SNR = 10.0
 
 QUALITY_PARAMETERS = (
     Parameter(
@@ -59,7 +64,10 @@ def label_row(values, noise_errors, model_error, flag: int = 0, **extra) -> dict
 
 def quality_flag(fit_chi2: float, line_snr: float, params: dict) -> int:
     """POOR_FIT when the model does not describe the spectrum (goodness.poor_fit)."""
-    return flags.POOR_FIT if poor_fit(fit_chi2, line_snr, params["max_chi2_red"]) else 0
+    from starbatch.methods.goodness import poor_fit
+
+    bad = poor_fit(fit_chi2, line_snr, params["max_chi2_red"], MIN_LINE_SNR)
+    return flags.POOR_FIT if bad else 0
 
 
 def usable(tasks: Sequence[Task]) -> tuple[list, list[int]]:

@@ -8,14 +8,17 @@ lines are or in the continuum, so the variance of a pixel is
 
     sigma^2 + CONTINUUM_FLOOR^2 + (floor * (1 - model))^2,
 
-with ``floor`` the fractional line-depth error (task parameter ``fit_floor``). A star the
+with ``floor`` the fractional line-depth error (the analyses' task parameter
+``fit_floor``; its default and the line threshold live with the analyses,
+starbatch.analyses.labels). A star the
 model describes up to its line strengths then has fit_chi2 ~ 1-5; lines the model does not
 have (a hot star's Brackett lines), an artefact in the continuum or a wrong wavelength
 solution are not covered by the floor and still give large values.
 
 A featureless spectrum is fitted "well" by the weakest-lined model, so the second test is
 that the fit explains stellar lines at all: line_snr = sqrt(chi2(line-free continuum) -
-chi2(model)), both against the noise alone; below MIN_LINE_SNR the labels are unconstrained.
+chi2(model)), both against the noise alone; below ``min_line_snr`` the labels are
+unconstrained.
 """
 
 from __future__ import annotations
@@ -23,8 +26,6 @@ from __future__ import annotations
 import numpy as np
 
 CONTINUUM_FLOOR = 0.005  # continuum placement / flat-field error per pixel (fraction)
-FIT_FLOOR = 0.45  # default fractional line-depth error (measured on the real files)
-MIN_LINE_SNR = 10.0
 
 
 def fit_quality(
@@ -53,6 +54,6 @@ def fit_quality(
     return fit_chi2, np.sqrt(np.maximum(gain, 0.0))
 
 
-def poor_fit(fit_chi2, line_snr, max_chi2_red: float) -> np.ndarray:
+def poor_fit(fit_chi2, line_snr, max_chi2_red: float, min_line_snr: float) -> np.ndarray:
     """True where the model does not describe the spectrum (see the module docstring)."""
-    return (np.asarray(fit_chi2) > max_chi2_red) | (np.asarray(line_snr) < MIN_LINE_SNR)
+    return (np.asarray(fit_chi2) > max_chi2_red) | (np.asarray(line_snr) < min_line_snr)

@@ -40,7 +40,7 @@ from numpy.polynomial import legendre
 from scipy.optimize import least_squares
 
 from starbatch.methods.continuum import CHIPS, chip_of, chip_x, normalise
-from starbatch.methods.goodness import FIT_FLOOR, fit_quality
+from starbatch.methods.goodness import fit_quality
 from starbatch.sdss.spectrum import Spectrum
 
 from .grid import AXES, ModelGrid
@@ -374,7 +374,7 @@ def fit_many(
     cont_degree: int = CONT_DEGREE,
     spectrum_chunk: int = 64,
     on_error: str = "raise",
-    fit_floor: float = FIT_FLOOR,
+    fit_floor: float = 0.0,
 ) -> list[dict | Exception]:
     """Fit each spectrum; the grid search is done ``spectrum_chunk`` spectra at a time.
 
