@@ -15,8 +15,13 @@ import logging
 from starbatch.analyses.registry import LABEL_ANALYSES
 from starbatch.engine.entry import run_entry
 from starbatch.methods.emulator import Emulator
-from starbatch.offline.evaluation import accuracy, accuracy_plot, format_rows, write_tsv
-from starbatch.resources import EMULATOR
+from starbatch.offline.evaluation import (
+    accuracy,
+    accuracy_plot,
+    add_set_arguments,
+    format_rows,
+    write_tsv,
+)
 
 log = logging.getLogger("starbatch")
 COLUMNS = ("analysis", "snr", "label", "bias", "scatter", "median_err", "pull", "n")
@@ -49,11 +54,7 @@ def cli() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("table", help="output TSV")
     ap.add_argument("plot", help="output PNG")
-    ap.add_argument("--n", type=int, default=100, help="stars per S/N")
-    ap.add_argument("--snr", type=float, nargs="+", default=[20.0, 50.0, 100.0, 200.0])
-    ap.add_argument("--seed", type=int, default=777)
-    ap.add_argument("--analyses", nargs="+", default=list(LABEL_ANALYSES))
-    ap.add_argument("--emulator", default=str(EMULATOR))
+    add_set_arguments(ap, seed=777)
     a = ap.parse_args()
     main(a.emulator, a.table, a.plot, a.n, a.snr, a.seed, a.analyses)
 

@@ -1,5 +1,6 @@
-"""gridfit, apogeenet and cannon on the four real DR17 files in resources/real (CLI):
-prints the Markdown table of docs/analyses.md.
+"""gridfit, apogeenet and cannon on the four real DR17 files in resources/real, beside
+the labels in the files' own headers (CLI): prints the Markdown table of docs/analyses.md,
+then the goodness of fit of spectra outside the models (offline.out_of_model).
 
 CLI (from the repository root; gridfit needs resources/grids/demo.npz, built by
 `snakemake --cores 2 resources/grids/demo.npz`):
@@ -11,7 +12,14 @@ import logging
 from pathlib import Path
 
 from starbatch.engine.entry import run_entry
-from starbatch.offline.evaluation import format_real, real_results
+from starbatch.methods.emulator import Emulator
+from starbatch.offline.evaluation import (
+    format_real,
+    format_rows,
+    out_of_model_results,
+    real_results,
+)
+from starbatch.resources import EMULATOR
 
 log = logging.getLogger("starbatch")
 
@@ -19,7 +27,9 @@ log = logging.getLogger("starbatch")
 def main(sas) -> str:
     rows = real_results(sas)
     failed = [r for r in rows if "error" in r]
-    text = format_real(rows)
+    ood = out_of_model_results(Emulator.load(EMULATOR))
+    text = format_real(rows) + "\n\nOut-of-model spectra (S/N 200):\n\n"
+    text += format_rows(ood, ("analysis", "spectrum", "fit_chi2", "line_snr", "flags"))
     print(text)
     if failed:
         raise ValueError(f"{len(failed)} analyses failed on real files: {failed[0]['error']}")

@@ -12,13 +12,14 @@ from smk import snakemake, tiny_config
 from starbatch.analyses.apogeenet import ApogeeNet
 from starbatch.analyses.registry import BUILTIN
 from starbatch.engine import flags
+from starbatch.methods.apogeenet import inputs
 from starbatch.methods.apogeenet import network as nn
 from starbatch.offline import train_apogeenet
 from starbatch.offline.evaluation import default_params, estimates, make_tasks, run
 from starbatch.offline.training_set import make_random_set
 from starbatch.resources import MODELS
 
-WEIGHTS = MODELS / "apogeenet-v1.pt"
+WEIGHTS = MODELS / "apogeenet-v2.pt"
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +44,12 @@ def test_input_preparation_masks_bad_pixels_and_clips_errors(emulator):
     bad[0, 4000:4010] = True
     error = data.error.copy()
     error[0, 5000] = 1e6  # an absurd but unflagged error
-    x, e = nn.prepare_inputs(data.flux, error, bad, mask)
+    x, e = inputs.prepare_inputs(data.flux, error, bad, mask)
     assert x.dtype == np.float32 and x.shape == (2, 8575)
     assert np.all(x[bad] == 0) and np.all(e[bad] == 0)  # bad: continuum, no draw noise
-    assert np.all(x >= -nn.INPUT_SCALE) and np.all(x <= 0.5 * nn.INPUT_SCALE)
+    assert np.all(x >= -inputs.INPUT_SCALE) and np.all(x <= 0.5 * inputs.INPUT_SCALE)
     good_e = e[0][~bad[0]]
-    assert e[0, 5000] == pytest.approx(nn.ERROR_CLIP * np.median(good_e), rel=0.02)
+    assert e[0, 5000] == pytest.approx(inputs.ERROR_CLIP * np.median(good_e), rel=0.02)
     # The continuum is divided out: the median good input sits near the continuum (0).
     assert abs(np.median(x[0][~bad[0]])) < 0.5
 
@@ -57,8 +58,8 @@ def test_committed_weights_load_with_weights_only_and_are_small(model):
     assert WEIGHTS.stat().st_size < 3_000_000
     payload = torch.load(WEIGHTS, weights_only=True)  # raises if anything is pickled
     assert payload["format"] == nn.FORMAT
-    scores = json.loads((MODELS / "apogeenet-v1.scores.json").read_text())
-    train_cfg = json.loads((MODELS / "apogeenet-v1.train.json").read_text())
+    scores = json.loads((MODELS / "apogeenet-v2.scores.json").read_text())
+    train_cfg = json.loads((MODELS / "apogeenet-v2.train.json").read_text())
     # The weights were made by exactly the committed training config.
     assert {k: model.meta["config"][k] for k in train_cfg} == train_cfg
     assert scores["config"] == model.meta["config"]
@@ -68,7 +69,7 @@ def test_committed_weights_load_with_weights_only_and_are_small(model):
 def test_accuracy_on_held_out_synthetic_spectra(emulator, model):
     """Labels from the realistic prior, seeded apart from training and validation."""
     data = make_random_set(emulator, 40, 100.0, seed=4242)
-    x, e = nn.prepare_inputs(data.flux, data.error, data.bad, model.cont_mask)
+    x, e = inputs.prepare_inputs(data.flux, data.error, data.bad, model.cont_mask)
     values, errors = model.predict(x, e, n_draws=8)
     d = values - data.labels
     scatter = 1.4826 * np.median(np.abs(d - np.median(d, axis=0)), axis=0)
@@ -98,8 +99,9 @@ def test_analysis_is_vectorised_and_batch_independent(emulator):
 
 def test_parameters_and_model_path():
     cls = BUILTIN["apogeenet"]
-    assert cls.significant_names() == ("apstar_row", "model", "n_draws")  # device is not
-    path = cls.model_files({"model": "v1"})[0]
+    names = ("apstar_row", "model", "n_draws", "max_chi2_red", "fit_floor")
+    assert cls.significant_names() == names  # device is not
+    path = cls.model_files({"model": "v2"})[0]
     assert path == str(WEIGHTS) and WEIGHTS.is_absolute()
     with pytest.raises(ValueError, match="unsafe"):
         cls.model_files({"model": "../x"})
@@ -113,6 +115,7 @@ def test_parameters_and_model_path():
 
 def test_training_is_reproducible_to_the_byte(emulator, tmp_path):
     cfg = {"n_train": 24, "epochs": 1, "n_valid": 4, "valid_snr": [50], "batch_size": 8}
+    cfg.update(n_calib=3, calib_draws=2)
     results = []
     for name in ("a.pt", "sub/b.pt"):
         net, meta, scores = train_apogeenet.train(emulator, cfg)
@@ -121,6 +124,7 @@ def test_training_is_reproducible_to_the_byte(emulator, tmp_path):
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "sub/b.pt").read_bytes()
     assert results[0] == results[1]
     assert meta["cont_mask"].sum() > 500
+    assert meta["model_error"].shape == (3,) and np.all(meta["model_error"] >= 0)
 
 
 @pytest.mark.slow
@@ -129,12 +133,13 @@ def test_train_rule_writes_loadable_weights(tmp_path):
     models = tmp_path / "resources/models"
     models.mkdir(parents=True)
     tiny = {"n_train": 16, "epochs": 1, "n_valid": 4, "valid_snr": [50], "batch_size": 8}
-    (models / "apogeenet-v1.train.json").write_text(json.dumps(tiny))
+    tiny.update(n_calib=3, calib_draws=2)
+    (models / "apogeenet-v2.train.json").write_text(json.dumps(tiny))
     snakemake(tmp_path, "train_apogeenet")
-    loaded = nn.load_model(models / "apogeenet-v1.pt", "cpu")
+    loaded = nn.load_model(models / "apogeenet-v2.pt", "cpu")
     assert loaded.meta["config"]["n_train"] == 16
-    scores = json.loads((models / "apogeenet-v1.scores.json").read_text())
+    scores = json.loads((models / "apogeenet-v2.scores.json").read_text())
     assert set(scores["validation"]["by_snr"]["50"]) == {"teff", "logg", "feh"}
-    assert (tmp_path / "logs/train/apogeenet-v1.log").read_text().count("epoch 1/1") == 1
-    assert (tmp_path / "benchmarks/train/apogeenet-v1.tsv").exists()
+    assert (tmp_path / "logs/train/apogeenet-v2.log").read_text().count("epoch 1/1") == 1
+    assert (tmp_path / "benchmarks/train/apogeenet-v2.tsv").exists()
     shutil.rmtree(tmp_path / ".snakemake", ignore_errors=True)

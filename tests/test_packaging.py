@@ -109,7 +109,7 @@ def test_pip_install_gives_a_library_with_its_data_and_no_checkout(tmp_path):
         "assert r.EMULATOR.is_file() and r.PRIOR.is_file()\n"
         "for name in ('apogeenet', 'cannon'):\n"
         "    cls = BUILTIN[name]\n"
-        "    path = cls.model_files({'model': 'v1'})[0]\n"
+        "    path = cls.model_files({'model': 'v2'})[0]\n"
         "    assert 'site' in path and __import__('os').path.isfile(path), path\n"
         "print(starbatch.__version__)\n"
     )

@@ -13,7 +13,7 @@ from starbatch.engine.results import read_table
 from starbatch.methods.emulator import Emulator
 from starbatch.methods.gridfit.grid import DEMO_GRID
 from starbatch.methods.resample import visit_to_apstar
-from starbatch.offline.evaluation import default_params
+from starbatch.offline.evaluation import agreement, default_params
 from starbatch.offline.grids import build_grid
 from starbatch.resources import EMULATOR
 from starbatch.sdss.readers import read_apstar, read_apvisit
@@ -99,6 +99,28 @@ def test_real_spectra_give_plausible_labels(direct, analysis, obj):
     for label in ("teff", "logg", "feh"):
         assert result[label + "_err"] > 0
     print(analysis, obj, {k: round(v, 3) for k, v in result.items() if k != "flag"})
+
+
+# A target not met (see the README's real-spectra table): apogeenet-v2 puts the bulge M
+# giant at logg ~1.4 (DR17 RV fit 0.53; gridfit and cannon 0.56). Strict: it fails loudly
+# once a model meets it.
+NOT_MET = {("apogeenet", "2M17335483-2753043"): "apogeenet-v2: M giant logg ~1.4 vs 0.53"}
+
+
+@pytest.mark.parametrize("analysis", ["gridfit", "apogeenet", "cannon"])
+@pytest.mark.parametrize("obj", list(PLAUSIBLE))
+def test_real_spectra_agree_with_their_header_labels(direct, spectra, analysis, obj, request):
+    """Within 300 K / 0.5 dex of the apStar RV_TEFF / RV_LOGG (the DR17 RV-template fit),
+    550 K / 1 dex of the apVisit template grid point, giants stay giants, dwarfs dwarfs;
+    and a good fit of these real stars is not POOR_FIT."""
+    if (analysis, obj) in NOT_MET:
+        request.applymarker(pytest.mark.xfail(reason=NOT_MET[analysis, obj], strict=True))
+    result, meta = direct[analysis, obj], spectra[obj].meta
+    row = {**result, "kind": meta["kind"]}
+    row.update({f"ref_{k}": meta[f"rv_{k}"] for k in ("teff", "logg", "feh")})
+    ok, why = agreement(row)
+    assert ok, why
+    assert not result["flag"] & flags.POOR_FIT, (result["fit_chi2"], result["line_snr"])
 
 
 def test_visit_rest_frame_shift_uses_vrad(spectra):

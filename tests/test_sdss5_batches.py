@@ -62,7 +62,7 @@ def test_dr19_and_mwm_batches_recover_labels_and_flag_wrong_kinds(sas, tmp_path)
         for s in stars.itertuples()
         if s.kind == "mwm" and s.telescope == "apo25m"
     ] + [{"sdss_id": BOSS_ONLY_SDSS_ID}, {"sdss_id": FAKE_SDSS_ID}]
-    cannon = {"model": "v1", "max_chi2_red": 5.0}
+    cannon = {p.name: p.default for p in BUILTIN["cannon"].parameters}
     runs = {
         "dr19": plan("cannon_dr19", dr19, {**cannon, "apstar_row": 0}),
         "apo": plan("cannon_mwm", mwm_apo, {**cannon, "observatory": "APO"}),

@@ -118,7 +118,7 @@ def test_report_holds_the_summary_rows_the_plots_and_the_failures(run):
     snakemake(workdir, "--report", "report.html")
     items = report_items((workdir / "report.html").read_text())
     expected = ["results/summary.fits", "results/summary.csv", "results/failed.csv"]
-    expected += [f"results/plots/{p}.png" for p in ("kiel", "timing", "truth_vs_fit")]
+    expected += [f"results/plots/{p}.png" for p in ("kiel", "timing", "truth_vs_fit", "flags")]
     # The star-by-star comparison and its interactive page.
     expected += ["results/compare/labels.fits", "results/plots/compare.html"]
     assert sorted(items) == sorted(expected)
@@ -129,7 +129,7 @@ def test_report_holds_the_summary_rows_the_plots_and_the_failures(run):
     summary = read_table(workdir / "results/summary.fits")
     assert len(rows) == len(summary) and list(rows["batch"]) == list(summary["batch"])
     assert set(rows["analysis"]) == {"gridfit", "snr"}
-    for plot in ("kiel", "timing", "truth_vs_fit"):
+    for plot in ("kiel", "timing", "truth_vs_fit", "flags"):
         assert_drawn(items[f"results/plots/{plot}.png"])
 
 

@@ -80,6 +80,24 @@ rule compare:
         "../../scripts/compare.py"
 
 
+rule flag_summary:
+    input:
+        "results/summary.fits",
+    output:
+        table="results/flags.tsv",
+        plot=report(
+            "results/plots/flags.png",
+            caption="../report/flags.rst",
+            category="Results",
+        ),
+    log:
+        "logs/plots/flags.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../../scripts/flag_summary.py"
+
+
 rule plots:
     input:
         "results/summary.fits",

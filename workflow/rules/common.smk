@@ -206,6 +206,8 @@ def get_final_output():
         "results/plots/compare.html",
         "results/plots/kiel.png",
         "results/plots/timing.png",
+        "results/flags.tsv",
+        "results/plots/flags.png",
     ]
     if demo_enabled():
         out.append("results/plots/truth_vs_fit.png")

@@ -31,6 +31,27 @@ rule evaluate_accuracy:
         "../../scripts/evaluate_accuracy.py"
 
 
+rule evaluate_robustness:
+    input:
+        emulator=EMULATOR,
+        models=default_model_files,
+    output:
+        table="results/evaluation/robustness.tsv",
+    log:
+        "logs/evaluation/robustness.log",
+    benchmark:
+        "benchmarks/evaluation/robustness.tsv"
+    conda:
+        CONDA_ENV
+    threads: 2
+    params:
+        n=100,
+        snr=[20, 50, 100, 200],
+        seed=4242,
+    script:
+        "../../scripts/evaluate_robustness.py"
+
+
 rule measure_cost:
     input:
         emulator=EMULATOR,

@@ -21,18 +21,20 @@ rule build_grid:
 
 rule train_apogeenet:
     input:
-        config=training_config("apogeenet-v1.train.json"),
+        config=training_config("apogeenet-v2.train.json"),
         emulator=EMULATOR,
     output:
-        model="resources/models/apogeenet-v1.pt",
-        scores="resources/models/apogeenet-v1.scores.json",
+        model="resources/models/apogeenet-v2.pt",
+        scores="resources/models/apogeenet-v2.scores.json",
     log:
-        "logs/train/apogeenet-v1.log",
+        "logs/train/apogeenet-v2.log",
     benchmark:
-        "benchmarks/train/apogeenet-v1.tsv"
+        "benchmarks/train/apogeenet-v2.tsv"
     conda:
         CONDA_ENV
-    threads: 2
+    # The training config's thread count (1: two OpenMP threads on a shared 2-core
+    # machine spin-wait for each other, measured 5x the CPU per step).
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
@@ -44,15 +46,15 @@ rule train_apogeenet:
 
 rule train_cannon:
     input:
-        config=training_config("cannon-v1.train.json"),
+        config=training_config("cannon-v2.train.json"),
         emulator=EMULATOR,
     output:
-        model="resources/models/cannon-v1.npz",
-        scores="resources/models/cannon-v1.scores.json",
+        model="resources/models/cannon-v2.npz",
+        scores="resources/models/cannon-v2.scores.json",
     log:
-        "logs/train/cannon-v1.log",
+        "logs/train/cannon-v2.log",
     benchmark:
-        "benchmarks/train/cannon-v1.tsv"
+        "benchmarks/train/cannon-v2.tsv"
     conda:
         CONDA_ENV
     resources:

@@ -15,20 +15,21 @@ from starbatch.engine.params import Parameter
 from starbatch.resources import model_path
 from starbatch.sdss.products import APSTAR
 
-from .labels import LABEL_COLUMNS, outside, usable
+from . import labels
 
 
 class Cannon(Analysis):
     name = "cannon"
     product = APSTAR
     parameters = (
-        Parameter("model", str, "v1", help="model cannon-{model}.npz (project, else shipped)"),
-        Parameter("max_chi2_red", float, 5.0, help="flag POOR_FIT above this reduced chi2"),
+        Parameter("model", str, "v2", help="model cannon-{model}.npz (project, else shipped)"),
+        *labels.QUALITY_PARAMETERS,
     )
     # A trained model in memory; generous margins.
     resources = {"mem_mb": 2000, "runtime_setup_s": 60, "runtime_per_obs_s": 0.5}
-    columns = LABEL_COLUMNS + (
+    columns = labels.LABEL_COLUMNS + (
         Column("chi2_red", "", "reduced chi-square (with the model's intrinsic scatter)"),
+        *labels.QUALITY_COLUMNS,
         Column("n_pix", "", "pixels used in the fit", "i8"),
     )
     chunk_size = 128
@@ -44,9 +45,10 @@ class Cannon(Analysis):
         return CannonModel.load(self.model_files(params)[0])
 
     def analyse_many(self, model, tasks: Sequence[Task]) -> list:
-        from starbatch.methods.cannon.model import fit_labels
+        from starbatch.methods.cannon.model import fit_labels, noise_errors
+        from starbatch.methods.goodness import fit_quality
 
-        out, ok = usable(tasks)
+        out, ok = labels.usable(tasks)
         if not ok:
             return out
         spectra = [tasks[i].spectrum for i in ok]
@@ -56,24 +58,35 @@ class Cannon(Analysis):
             np.stack([s.bad for s in spectra]),
         )
         fit = fit_labels(model, prepared)
-        chi2_red = fit["chi2"] / np.maximum(fit["n_pix"] - 3, 1)
-        # Like gridfit: widen the formal errors when the fit is worse than the noise.
-        inflate = np.sqrt(np.maximum(chi2_red, 1.0))
-        edge = outside(fit["labels"], model.label_min, model.label_max)
-        max_chi2 = tasks[ok[0]].params["max_chi2_red"]
+        errors, chi2_red = noise_errors(fit)
+        params = tasks[ok[0]].params
+        best = model.flux(fit["labels"])
+        fit_chi2, line_snr = fit_quality(
+            prepared.flux,
+            prepared.error**2 + model.s2,
+            best,
+            np.ones_like(best),
+            ~prepared.bad,
+            params["fit_floor"],
+            3,
+        )
+        edge = labels.outside(fit["labels"], model.label_min, model.label_max)
         for j, i in enumerate(ok):
             if fit["n_pix"][j] < 300:
                 exc = ValueError(f"only {fit['n_pix'][j]} usable pixels after normalisation")
                 exc.flag = flags.BAD_DATA
                 out[i] = exc
                 continue
-            flag = (flags.GRID_EDGE if edge[j] else 0) | (
-                flags.POOR_FIT if chi2_red[j] > max_chi2 else 0
+            flag = flags.GRID_EDGE if edge[j] else 0
+            flag |= labels.quality_flag(fit_chi2[j], line_snr[j], params)
+            out[i] = labels.label_row(
+                fit["labels"][j],
+                errors[j],
+                model.model_error,
+                flag,
+                chi2_red=float(chi2_red[j]),
+                fit_chi2=float(fit_chi2[j]),
+                line_snr=float(line_snr[j]),
+                n_pix=int(fit["n_pix"][j]),
             )
-            row = {"flag": flag, "chi2_red": float(chi2_red[j]), "n_pix": int(fit["n_pix"][j])}
-            errors = np.sqrt(np.diag(fit["cov"][j])) * inflate[j]
-            for k, name in enumerate(("teff", "logg", "feh")):
-                row[name] = float(fit["labels"][j, k])
-                row[name + "_err"] = float(errors[k])
-            out[i] = row
         return out

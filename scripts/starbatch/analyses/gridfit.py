@@ -13,7 +13,15 @@ from starbatch.engine.identifiers import check_identifier
 from starbatch.engine.params import Parameter
 from starbatch.sdss.products import APSTAR
 
-from .labels import LABEL_COLUMNS, usable
+from .labels import (
+    LABEL_COLUMNS,
+    LABELS,
+    QUALITY_COLUMNS,
+    QUALITY_PARAMETERS,
+    label_row,
+    quality_flag,
+    usable,
+)
 
 GRID_DIR = "resources/grids"
 
@@ -23,13 +31,14 @@ class GridFit(Analysis):
     product = APSTAR
     parameters = (
         Parameter("grid", str, "demo", help="model grid name: resources/grids/{grid}.npz"),
-        Parameter("max_chi2_red", float, 5.0, help="flag POOR_FIT above this reduced chi2"),
+        *QUALITY_PARAMETERS,
     )
     # Measured on the demo (~0.2 s and ~600 MB per 100-star batch), with margins for
     # real files on shared file systems.
     resources = {"mem_mb": 2000, "runtime_setup_s": 60, "runtime_per_obs_s": 1.0}
     columns = LABEL_COLUMNS + (
-        Column("chi2_red", "", "reduced chi-square of the best fit"),
+        Column("chi2_red", "", "reduced chi-square of the best fit (noise only)"),
+        *QUALITY_COLUMNS,
         Column("n_pix", "", "pixels used in the fit", "i8"),
     )
     chunk_size = 64
@@ -47,14 +56,21 @@ class GridFit(Analysis):
         from starbatch.methods.gridfit.fit import fit_many
 
         out, ok = usable(tasks)
-        fits = fit_many(model, [tasks[i].spectrum for i in ok], on_error="return")
+        if not ok:
+            return out
+        floor = tasks[ok[0]].params["fit_floor"]
+        fits = fit_many(model, [tasks[i].spectrum for i in ok], on_error="return", fit_floor=floor)
         for i, fit in zip(ok, fits, strict=True):
-            out[i] = fit if isinstance(fit, Exception) else self._flagged(fit, tasks[i])
+            out[i] = fit if isinstance(fit, Exception) else self._row(fit, tasks[i])
         return out
 
     @staticmethod
-    def _flagged(fit: dict, task: Task) -> dict:
-        flag = flags.GRID_EDGE if fit.pop("at_edge", False) else 0
-        if fit["chi2_red"] > task.params["max_chi2_red"]:
-            flag |= flags.POOR_FIT
-        return {**fit, "flag": flag}
+    def _row(fit: dict, task: Task) -> dict:
+        from starbatch.methods.gridfit.fit import MODEL_ERROR
+
+        flag = flags.GRID_EDGE if fit["at_edge"] else 0
+        flag |= quality_flag(fit["fit_chi2"], fit["line_snr"], task.params)
+        values = [fit[name] for name in LABELS]
+        errors = [fit[name + "_err"] for name in LABELS]
+        extra = {k: fit[k] for k in ("chi2_red", "fit_chi2", "line_snr", "n_pix")}
+        return label_row(values, errors, MODEL_ERROR, flag, **extra)

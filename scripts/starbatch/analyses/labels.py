@@ -1,6 +1,8 @@
 """What the stellar-label analyses (gridfit, apogeenet, cannon) share: their
 result columns, the apStar-grid check that turns a wrong spectrum into a
-BAD_DATA row, and the training-range test behind GRID_EDGE."""
+BAD_DATA row, the training-range test behind GRID_EDGE, the goodness-of-fit
+parameters and test behind POOR_FIT (starbatch.methods.goodness), and the result row
+with the model-error term added to the noise errors in quadrature."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import numpy as np
 
 from starbatch.engine import flags
 from starbatch.engine.analysis import Column, Task
+from starbatch.engine.params import Parameter
 
 LABEL_COLUMNS = (
     Column("teff", "K", "effective temperature"),
@@ -19,6 +22,52 @@ LABEL_COLUMNS = (
     Column("feh", "dex", "[Fe/H]"),
     Column("feh_err", "dex", "1-sigma uncertainty of feh"),
 )
+LABELS = ("teff", "logg", "feh")
+
+# POOR_FIT defaults (starbatch.methods.goodness): line depths uncertain by 45% (the real
+# DR17 files need it: cannon's M giant gives fit_chi2 4.5 with it), and a fit must explain
+# stellar lines at >= 10 sigma. Here, not in methods, so planning imports no numerics.
+FIT_FLOOR = 0.45
+MIN_LINE_SNR = 10.0
+
+QUALITY_PARAMETERS = (
+    Parameter(
+        "max_chi2_red",
+        float,
+        5.0,
+        help="flag POOR_FIT above this fit_chi2 (reduced chi-square with the model-error floor)",
+    ),
+    Parameter(
+        "fit_floor",
+        float,
+        FIT_FLOOR,
+        help="model-error floor of fit_chi2: fractional error of the model's line depths",
+    ),
+)
+QUALITY_COLUMNS = (
+    Column("fit_chi2", "", "reduced chi-square with the model-error floor (POOR_FIT above max)"),
+    Column(
+        "line_snr", "", f"significance of the lines the fit explains (POOR_FIT < {MIN_LINE_SNR:g})"
+    ),
+)
+
+
+def label_row(values, noise_errors, model_error, flag: int = 0, **extra) -> dict:
+    """A result row: labels, errors = noise errors (+) model error in quadrature."""
+    errors = np.hypot(np.asarray(noise_errors, float), np.asarray(model_error, float))
+    row = {"flag": int(flag), **extra}
+    for k, name in enumerate(LABELS):
+        row[name] = float(values[k])
+        row[name + "_err"] = float(errors[k])
+    return row
+
+
+def quality_flag(fit_chi2: float, line_snr: float, params: dict) -> int:
+    """POOR_FIT when the model does not describe the spectrum (goodness.poor_fit)."""
+    from starbatch.methods.goodness import poor_fit
+
+    bad = poor_fit(fit_chi2, line_snr, params["max_chi2_red"], MIN_LINE_SNR)
+    return flags.POOR_FIT if bad else 0
 
 
 def usable(tasks: Sequence[Task]) -> tuple[list, list[int]]:

@@ -16,7 +16,8 @@ DESCRIPTIONS = {
     BAD_DATA: "BAD_DATA: spectrum unusable (wrong wavelength grid, no good pixels)",
     ANALYSIS_ERROR: "ANALYSIS_ERROR: the analysis raised an error; see the error column",
     GRID_EDGE: "GRID_EDGE: best fit at the edge of the model grid or training range",
-    POOR_FIT: "POOR_FIT: reduced chi-square well above 1 (model does not describe the data)",
+    POOR_FIT: "POOR_FIT: the model does not describe the data (reduced chi-square with the "
+    "model-error floor above max_chi2_red, or no stellar lines explained)",
     LOW_SNR: "LOW_SNR: median S/N below the analysis threshold",
     NOT_RUN: "NOT_RUN: spectrum file missing at planning (results/plan/skipped.csv)",
     NO_SPECTRUM: "NO_SPECTRUM: the file has no spectrum from this instrument/observatory "

@@ -13,6 +13,14 @@ same preparation must run on both sides, and it must not depend on the noise lev
    make the labels depend on S/N). A chip with fewer than ``MIN_CONT_PIXELS`` good
    continuum pixels is not normalised and all its pixels count as bad.
 3. The normalised flux and error are flux / continuum and error / continuum.
+4. Optionally (``flatten_locally``, apogeenet from v2): the normalised flux is divided by
+   its running mean over the continuum pixels of the same chip (a triangular window of
+   ~4 x LOCAL_HALF pixels, ~45 A). A cubic per chip follows only the large-scale shape; a
+   flux-calibration ripple, a different instrument response or a chip-edge roll-off
+   survive it and a learned model reads them as line depths. The running mean removes
+   every continuum variation smoother than the window, whatever made it, and, like the
+   cubic, it is linear in the flux, so noise does not bias it (a running median or an
+   upper percentile would move with S/N: ~0.5 sigma of the noise, as clipping does).
 
 apVisit spectra are first moved to the rest frame and resampled onto the apStar grid
 (starbatch.methods.resample), so every learned analysis sees one wavelength grid.
@@ -31,6 +39,8 @@ from .continuum import CHIPS, chip_of, chip_x
 
 CONT_DEGREE = 3
 MIN_CONT_PIXELS = 30
+LOCAL_HALF = 50  # half-width of each of the two box passes of the running mean (pixels)
+MIN_LOCAL_PIXELS = 8  # fewer good continuum pixels in a window: no local correction there
 
 
 @dataclass
@@ -101,3 +111,34 @@ def normalise_many(
         norm_flux = np.where(out_bad, 1.0, safe_flux / np.where(ok, continuum, 1.0))
         norm_err = np.where(out_bad, np.inf, safe_err / np.where(ok, continuum, 1.0))
     return Prepared(flux=norm_flux, error=norm_err, bad=out_bad)
+
+
+def _box(a: np.ndarray, half: int) -> np.ndarray:
+    """Running sum over 2 * half + 1 columns (zero beyond the ends), via a cumulative sum."""
+    c = np.cumsum(np.pad(a, ((0, 0), (half + 1, half))), axis=1)
+    return c[:, 2 * half + 1 :] - c[:, : -(2 * half + 1)]
+
+
+def flatten_locally(
+    p: Prepared, cont_mask: np.ndarray, half: int = LOCAL_HALF, wavelength: np.ndarray | None = None
+) -> Prepared:
+    """Divide normalised spectra by their running mean over good continuum pixels, chip by
+    chip (step 4 of the module docstring). Two box passes make a triangular kernel; where a
+    window holds fewer than MIN_LOCAL_PIXELS continuum pixels the flux is left as it is."""
+    wavelength = apstar_wavelength() if wavelength is None else np.asarray(wavelength)
+    chip = chip_of(wavelength)
+    use = ~p.bad & np.asarray(cont_mask, bool)[None, :]
+    local = np.ones(p.flux.shape)
+    for i in range(len(CHIPS)):
+        cols = np.flatnonzero(chip == i)
+        w = use[:, cols].astype(np.float64)
+        den = _box(_box(w, half), half)
+        num = _box(_box(w * p.flux[:, cols], half), half)
+        # den counts weighted pixels (the kernel peaks at 2 * half + 1); a few is enough.
+        enough = _box(w, 2 * half) >= MIN_LOCAL_PIXELS
+        with np.errstate(invalid="ignore", divide="ignore"):
+            local[:, cols] = np.where(enough & (den > 0), num / np.where(den > 0, den, 1), 1.0)
+    local = np.where(local > 0.2, local, 1.0)
+    flux = np.where(p.bad, 1.0, p.flux / local)
+    error = np.where(p.bad, np.inf, p.error / local)
+    return Prepared(flux=flux, error=error, bad=p.bad)

@@ -24,9 +24,21 @@ from starbatch.engine.flags import describe
 from starbatch.methods.emulator import LABEL_NAMES, Emulator
 
 from .stats import label_stats
+from .synthetic import make_synthetic_star
 from .training_set import make_random_set
 
 UNITS = {"teff": "K", "logg": "dex", "feh": "dex"}
+
+
+def add_set_arguments(ap, seed: int) -> None:
+    """The held-out set's command-line options, shared by the benchmark entry points."""
+    from starbatch.resources import EMULATOR
+
+    ap.add_argument("--n", type=int, default=100, help="stars per S/N")
+    ap.add_argument("--snr", type=float, nargs="+", default=[20.0, 50.0, 100.0, 200.0])
+    ap.add_argument("--seed", type=int, default=seed)
+    ap.add_argument("--analyses", nargs="+", default=list(LABEL_ANALYSES))
+    ap.add_argument("--emulator", default=str(EMULATOR))
 
 
 def default_params(cls: type[Analysis], **overrides) -> dict:
@@ -78,12 +90,13 @@ def accuracy(
     seed: int,
     names: Sequence[str] = LABEL_ANALYSES,
     params: dict | None = None,
+    star=make_synthetic_star,
 ) -> tuple[list[dict], dict]:
     """Rows (analysis, snr, label, and label_stats: bias, scatter, rms, n, median_err,
-    pull) and the raw estimates
-    {analysis: {snr: (truth, values)}} for plotting."""
+    pull) and the raw estimates {analysis: {snr: (truth, values)}} for plotting, on
+    spectra made by ``star`` (clean; offline.augment.perturbed_star for robustness)."""
     params = params or {}
-    sets = {snr: make_random_set(emulator, n, snr, seed + k) for k, snr in enumerate(snrs)}
+    sets = {snr: make_random_set(emulator, n, snr, seed + k, star) for k, snr in enumerate(snrs)}
     rows, raw = [], {}
     for name in names:
         cls = BUILTIN[name]
@@ -211,10 +224,34 @@ REAL_FILES = (
 )
 
 
+# Agreement with the independent labels in the files' own headers: apStar HDU0
+# RV_TEFF/RV_LOGG/RV_FEH (the DR17 RV-template fit, interpolated) within these bounds;
+# apVisit RVTEFF/RVLOGG/RVFEH are the best template's grid point (steps of ~500 K and
+# 1 dex), so half a step more. Giants (logg < GIANT_LOGG) must stay giants, dwarfs dwarfs.
+REAL_BOUNDS = {"apStar": (300.0, 0.5), "apVisit": (550.0, 1.0)}
+GIANT_LOGG = 3.8
+
+
+def agreement(row: dict) -> tuple[bool, str]:
+    """(agrees, why not) for one real_results row against its header reference."""
+    if "error" in row:
+        return False, row["error"]
+    dteff, dlogg = REAL_BOUNDS[row["kind"]]
+    why = []
+    if abs(row["teff"] - row["ref_teff"]) > dteff:
+        why.append(f"Teff {row['teff']:.0f} vs {row['ref_teff']:.0f} (> {dteff:g} K)")
+    if abs(row["logg"] - row["ref_logg"]) > dlogg:
+        why.append(f"logg {row['logg']:.2f} vs {row['ref_logg']:.2f} (> {dlogg:g})")
+    if (row["logg"] < GIANT_LOGG) != (row["ref_logg"] < GIANT_LOGG):
+        why.append("giant/dwarf class differs")
+    return not why, "; ".join(why)
+
+
 def real_results(sas_root: str | Path, names: Sequence[str] = LABEL_ANALYSES) -> list[dict]:
     """Every analysis on the real files (apStar stacks with ``name``, apVisit spectra with
-    ``name_visit``), with default parameters, through load / analyse_many. gridfit reads
-    its grid relative to the working directory (resources/grids/demo.npz)."""
+    ``name_visit``), with default parameters, through load / analyse_many, beside the
+    header's reference labels. gridfit reads its grid relative to the working directory
+    (resources/grids/demo.npz)."""
     rows = []
     for name in names:
         for suffix, kind in (("", "apStar"), ("_visit", "apVisit")):
@@ -226,8 +263,10 @@ def real_results(sas_root: str | Path, names: Sequence[str] = LABEL_ANALYSES) ->
             spectra = [cls.product.read(p) for p in paths]
             results = analysis.analyse_many(model, make_tasks(spectra, params))
             for spectrum, result in zip(spectra, results, strict=True):
-                row = {"analysis": cls.name, "obj": spectrum.meta.get("objid", ""), "kind": kind}
-                row["snr"] = round(float(spectrum.meta.get("snr", float("nan"))), 1)
+                meta = spectrum.meta
+                row = {"analysis": cls.name, "obj": meta.get("objid", ""), "kind": kind}
+                row["snr"] = round(float(meta.get("snr", float("nan"))), 1)
+                row.update({f"ref_{k}": meta.get(f"rv_{k}", float("nan")) for k in LABEL_NAMES})
                 if isinstance(result, Exception):
                     row["error"] = f"{type(result).__name__}: {result}"
                 else:
@@ -237,19 +276,47 @@ def real_results(sas_root: str | Path, names: Sequence[str] = LABEL_ANALYSES) ->
     return rows
 
 
+def out_of_model_results(emulator: Emulator, names: Sequence[str] = LABEL_ANALYSES) -> list[dict]:
+    """fit_chi2, line_snr and POOR_FIT of every analysis on offline.out_of_model's spectra
+    (default parameters; gridfit on resources/grids/demo.npz in the working directory)."""
+    from .out_of_model import out_of_model_spectra
+
+    cases = out_of_model_spectra(emulator)
+    rows = []
+    for name in names:
+        cls = BUILTIN[name]
+        params = default_params(cls)
+        analysis = cls()
+        results = run(analysis, analysis.load(params), make_tasks(list(cases.values()), params), 8)
+        for case, r in zip(cases, results, strict=True):
+            rows.append(
+                {
+                    "analysis": name,
+                    "spectrum": case,
+                    "fit_chi2": round(r["fit_chi2"], 2),
+                    "line_snr": round(r["line_snr"], 1),
+                    "flags": describe(r["flag"]),
+                }
+            )
+    return rows
+
+
 def format_real(rows: list[dict]) -> str:
     lines = [
-        "| star | file | S/N | analysis | Teff [K] | logg | [Fe/H] | flags |",
-        "|---|---|---|---|---|---|---|---|",
+        "| star | file | S/N | header reference Teff / logg / [Fe/H] | analysis | Teff [K] "
+        "| logg | [Fe/H] | fit_chi2 | flags | agrees |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(rows, key=lambda r: (r["kind"], r["obj"], r["analysis"])):
+        ref = f"{r['ref_teff']:.0f} / {r['ref_logg']:.2f} / {r['ref_feh']:+.2f}"
+        head = f"| {r['obj']} | {r['kind']} | {r['snr']:g} | {ref} | {r['analysis']}"
         if "error" in r:
-            head = f"| {r['obj']} | {r['kind']} | {r['snr']} | {r['analysis']}"
-            lines.append(f"{head} | {r['error']} | | | |")
+            lines.append(f"{head} | {r['error']} | | | | | no |")
             continue
+        ok, why = agreement(r)
         lines.append(
-            f"| {r['obj']} | {r['kind']} | {r['snr']:g} | {r['analysis']} | "
-            f"{r['teff']:.0f} ± {r['teff_err']:.0f} | {r['logg']:.2f} ± {r['logg_err']:.2f} | "
-            f"{r['feh']:+.2f} ± {r['feh_err']:.2f} | {r['flags']} |"
+            f"{head} | {r['teff']:.0f} ± {r['teff_err']:.0f} | "
+            f"{r['logg']:.2f} ± {r['logg_err']:.2f} | {r['feh']:+.2f} ± {r['feh_err']:.2f} | "
+            f"{r['fit_chi2']:.1f} | {r['flags']} | {'yes' if ok else 'no: ' + why} |"
         )
     return "\n".join(lines)

@@ -147,21 +147,45 @@ def make_synthetic_star(
     if not np.allclose(emulator.wavelength, apstar_wavelength(), rtol=1e-10, atol=0):
         raise ValueError("emulator is not on the apStar wavelength grid")
     cont = continuum_shape(labels[0], rng) if continuum else np.ones(APSTAR_NPIX)
-    model = emulator.flux(labels)
+    return observe(emulator.flux(labels), cont, snr, rng, bad_pixel_fraction)
+
+
+def photon_noise(shape, rng: np.random.Generator) -> np.ndarray:
+    """Independent standard-normal noise (the training sets' noise model)."""
+    return rng.normal(0.0, 1.0, shape)
+
+
+def observe(
+    model: np.ndarray,
+    cont: np.ndarray,
+    snr: float,
+    rng: np.random.Generator,
+    bad_pixel_fraction: float = 0.01,
+    noise=photon_noise,
+    bad: np.ndarray | None = None,
+    gaps: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(flux, error, bitmask) of a normalised model spectrum ``model`` times ``cont``:
+    photon-like errors scaled to median S/N ``snr``, ``noise(shape, rng)`` unit-variance
+    noise, a random ``bad_pixel_fraction`` of covered pixels (plus ``bad``) flagged bad
+    with garbage flux, warning-only bits on 5%, NaN in the chip ``gaps`` (default
+    CHIP_GAPS)."""
     # Photon-noise-like: sigma ~ sqrt(signal), scaled so the median per-pixel S/N is
     # ``snr``, which is what the real header SNR measures.
     error = cont * np.sqrt(np.clip(model, 1e-3, None) * np.median(model)) / snr
-    flux = model * cont + rng.normal(0.0, 1.0, APSTAR_NPIX) * error
+    flux = model * cont + noise(APSTAR_NPIX, rng) * error
     bitmask = np.zeros(APSTAR_NPIX, dtype=np.int64)
 
-    gaps = gap_mask()
+    gaps = gap_mask() if gaps is None else gaps
     covered = np.flatnonzero(~gaps)
     warn = rng.choice(covered, size=int(0.05 * covered.size), replace=False)
     bitmask[warn] |= 1 << rng.choice(_WARN_BITS, size=warn.size)
-    bad = rng.choice(covered, size=int(round(bad_pixel_fraction * covered.size)), replace=False)
-    bitmask[bad] |= 1 << rng.choice(_BAD_BITS, size=bad.size)
-    flux[bad] = rng.uniform(-1.0, 5.0, size=bad.size) * cont[bad]  # spikes and dropouts
-    error[bad] = BAD_ERROR
+    flagged = rng.choice(covered, size=int(round(bad_pixel_fraction * covered.size)), replace=False)
+    if bad is not None:
+        flagged = np.union1d(flagged, np.flatnonzero(bad & ~gaps))
+    bitmask[flagged] |= 1 << rng.choice(_BAD_BITS, size=flagged.size)
+    flux[flagged] = rng.uniform(-1.0, 5.0, size=flagged.size) * cont[flagged]  # spikes, dropouts
+    error[flagged] = BAD_ERROR
     flux[gaps] = np.nan
     error[gaps] = np.nan
     return flux, error, bitmask
@@ -197,13 +221,15 @@ def draw_labels(
     dwarf_fraction: float = 0.2,
     label_min: np.ndarray = LABEL_MIN,
     label_max: np.ndarray = LABEL_MAX,
+    dwarf_teff: tuple[float, float] = (5400.0, 600.0),
 ) -> np.ndarray:
     """(n, 3) labels (Teff, logg, [Fe/H]) inside [label_min, label_max].
 
     Giants: (Teff, [Fe/H]) resampled from the DR17 red-giant label subsample (which has no
     logg), logg from ``rgb_logg`` + N(0, 0.2) scatter. Dwarfs (``dwarf_fraction``): Teff
-    N(5400, 600) K, main-sequence logg 4.44 + 1.8e-4 (5777 - Teff) + N(0, 0.1), [Fe/H]
-    N(-0.1, 0.25). Draws outside the range are redrawn, not clipped (no pile-up at edges)."""
+    N(``dwarf_teff``) K (default N(5400, 600)), main-sequence logg 4.44 + 1.8e-4 (5777 -
+    Teff) + N(0, 0.1), [Fe/H] N(-0.1, 0.25). Draws outside the range are redrawn, not
+    clipped (no pile-up at edges)."""
     with np.load(prior_path or PRIOR, allow_pickle=False) as d:
         names = [str(x) for x in d["label_names"]]
         prior = np.asarray(d["labels"], dtype=np.float64)
@@ -215,7 +241,7 @@ def draw_labels(
         dwarf = rng.random(m) < dwarf_fraction
         teff, feh = teff_feh[rng.integers(0, len(teff_feh), m)].T
         logg = rgb_logg(teff, feh) + rng.normal(0.0, 0.2, m)
-        d_teff = rng.normal(5400.0, 600.0, m)
+        d_teff = rng.normal(dwarf_teff[0], dwarf_teff[1], m)
         teff = np.where(dwarf, d_teff, teff)
         logg = np.where(dwarf, 4.44 + 1.8e-4 * (5777.0 - d_teff) + rng.normal(0, 0.1, m), logg)
         feh = np.where(dwarf, rng.normal(-0.1, 0.25, m), feh)

@@ -1,6 +1,8 @@
 """Training the apogeenet network (starbatch.methods.apogeenet) on synthetic spectra
-from the emulator: seeded, deterministic torch algorithms, a fixed thread count, so the
-same config gives the same weights to the byte."""
+from the emulator, augmented with what varies between real spectra and the emulator
+(starbatch.offline.augment), then calibrating its model-error term on held-out clean
+spectra (starbatch.offline.calibration). Seeded, deterministic torch algorithms, a fixed
+thread count, so the same config gives the same weights to the byte."""
 
 from __future__ import annotations
 
@@ -12,28 +14,38 @@ from pathlib import Path
 import numpy as np
 
 from starbatch.engine.atomic import write_json
+from starbatch.methods.apogeenet.inputs import network_inputs, normalised
 from starbatch.methods.apogeenet.network import (
     ApogeeNetModel,
     _torch,
     build_network,
-    network_inputs,
     save_model,
 )
 from starbatch.methods.emulator import Emulator
 from starbatch.methods.normalise import continuum_pixels
 
+from .augment import augmented_star
+from .calibration import CALIBRATION_SNR, model_errors
 from .stats import label_stats
+from .synthetic import make_synthetic_star
 from .training_set import prepared_chunks, prior_model_flux
 
 log = logging.getLogger("starbatch")
 
 DEFAULT_CONFIG = {
-    "name": "v1",
+    "name": "v2",
     "seed": 1,
     "threads": 2,
     "n_train": 5000,
-    "train_snr": [15, 400],
+    "train_snr": [20, 300],
+    "augment": True,
+    # Training prior: more and hotter dwarfs than the evaluation prior (N(5400, 600) K,
+    # 20%), so F dwarfs are not at the network's edge.
+    "dwarf_fraction": 0.2,
+    "dwarf_teff": [5400.0, 600.0],
     "n_valid": 100,
+    "n_calib": 100,
+    "calib_draws": 32,
     "valid_snr": [20, 50, 100, 200],
     "epochs": 4,
     "batch_size": 32,
@@ -43,9 +55,20 @@ DEFAULT_CONFIG = {
 }
 
 
-def network_set(emulator: Emulator, n: int, snr, seed: int, cont_mask: np.ndarray):
-    """(labels, snr, x, e) of a seeded synthetic set, prepared as for inference."""
-    labels, snrs, chunks = prepared_chunks(emulator, n, snr, seed, cont_mask, chunk=500)
+def network_set(
+    emulator: Emulator,
+    n: int,
+    snr,
+    seed: int,
+    cont_mask: np.ndarray,
+    star=make_synthetic_star,
+    prior: dict | None = None,
+):
+    """(labels, snr, x, e) of a seeded synthetic set made by ``star``, prepared as for
+    inference."""
+    labels, snrs, chunks = prepared_chunks(
+        emulator, n, snr, seed, cont_mask, chunk=500, star=star, prepare=normalised, prior=prior
+    )
     xs, es = zip(*(network_inputs(p) for p in chunks), strict=True)
     return labels, snrs, np.concatenate(xs), np.concatenate(es)
 
@@ -84,7 +107,11 @@ def _train(emulator: Emulator, config: dict | None) -> tuple[object, dict, dict]
     _seed_everything(seed, int(cfg["threads"]))
     t0 = time.perf_counter()
     cont_mask = continuum_pixels(prior_model_flux(emulator, seed=seed))
-    labels, _, x, _ = network_set(emulator, int(cfg["n_train"]), cfg["train_snr"], seed, cont_mask)
+    star = augmented_star if cfg["augment"] else make_synthetic_star
+    prior = {"dwarf_fraction": cfg["dwarf_fraction"], "dwarf_teff": tuple(cfg["dwarf_teff"])}
+    labels, _, x, _ = network_set(
+        emulator, int(cfg["n_train"]), cfg["train_snr"], seed, cont_mask, star, prior
+    )
     log.info(
         "training set: %d spectra, %d continuum pixels, %.1f s",
         len(x),
@@ -127,12 +154,27 @@ def _train(emulator: Emulator, config: dict | None) -> tuple[object, dict, dict]
         "label_min": labels.min(axis=0),
         "label_max": labels.max(axis=0),
         "cont_mask": cont_mask,
+        "model_error": np.zeros(3),
         "config": cfg,
     }
     model = ApogeeNetModel(net, meta, "cpu")
+    meta["model_error"] = model.model_error = calibrate(model, emulator, cfg)
+    log.info("model error (teff, logg, feh): %s", np.round(meta["model_error"], 4))
     scores = validate(model, emulator, cfg)
     scores["training_seconds"] = round(time.perf_counter() - t0, 1)
     return net, meta, scores
+
+
+def calibrate(model: ApogeeNetModel, emulator: Emulator, cfg: dict) -> np.ndarray:
+    """The model-error term per label, from held-out clean spectra at CALIBRATION_SNR
+    (seeds apart from training, validation and the accuracy evaluation)."""
+    truth, estimate, noise = [], [], []
+    for k, snr in enumerate(CALIBRATION_SNR):
+        seed = int(cfg["seed"]) + 2000 + k
+        labels, _, x, e = network_set(emulator, int(cfg["n_calib"]), snr, seed, model.cont_mask)
+        values, errors = model.predict(x, e, n_draws=int(cfg["calib_draws"]))
+        truth.append(labels), estimate.append(values), noise.append(errors)
+    return model_errors(np.vstack(truth), np.vstack(estimate), np.vstack(noise))
 
 
 def validate(model: ApogeeNetModel, emulator: Emulator, cfg: dict) -> dict:
@@ -167,6 +209,7 @@ def train_and_save(config_path, emulator_path, weights_path, scores_path) -> dic
         "n_parameters": int(sum(p.numel() for p in net.parameters())),
         "config": meta["config"],
         "continuum_pixels": int(np.asarray(meta["cont_mask"]).sum()),
+        "model_error": [round(float(v), 4) for v in meta["model_error"]],
         "validation": scores,
         "versions": {"torch": torch.__version__, "numpy": np.__version__},
     }

@@ -16,21 +16,23 @@ from pathlib import Path
 import numpy as np
 
 from starbatch.engine.atomic import write_json
-from starbatch.methods.cannon.model import CannonModel, design, fit_labels
+from starbatch.methods.cannon.model import CannonModel, design, fit_labels, noise_errors
 from starbatch.methods.emulator import Emulator
 from starbatch.methods.normalise import continuum_pixels
 
+from .calibration import CALIBRATION_SNR, model_errors
 from .stats import label_stats
 from .training_set import prepared_chunks, prior_model_flux
 
 log = logging.getLogger("starbatch")
 
 DEFAULT_CONFIG = {
-    "name": "v1",
+    "name": "v2",
     "seed": 2,
     "n_train": 4000,
     "train_snr": 200,
     "n_valid": 100,
+    "n_calib": 100,
     "valid_snr": [20, 50, 100, 200],
     "scatter_iterations": 5,
 }
@@ -94,6 +96,18 @@ def prepared_set(emulator: Emulator, n: int, snr, seed: int, cont_mask: np.ndarr
     return labels, prepared
 
 
+def calibrate(model: CannonModel, emulator: Emulator, cfg: dict) -> np.ndarray:
+    """The model-error term per label, from held-out spectra at CALIBRATION_SNR (seeds
+    apart from training, validation and the accuracy evaluation)."""
+    truth, estimate, noise = [], [], []
+    for k, snr in enumerate(CALIBRATION_SNR):
+        seed = int(cfg["seed"]) + 2000 + k
+        labels, p = prepared_set(emulator, int(cfg["n_calib"]), snr, seed, model.cont_mask)
+        fit = fit_labels(model, p)
+        truth.append(labels), estimate.append(fit["labels"]), noise.append(noise_errors(fit)[0])
+    return model_errors(np.vstack(truth), np.vstack(estimate), np.vstack(noise))
+
+
 def train_from_emulator(emulator: Emulator, config: dict | None = None) -> tuple[CannonModel, dict]:
     """Train on a seeded synthetic set and score it on held-out sets; (model, scores)."""
     cfg = {**DEFAULT_CONFIG, **(config or {})}
@@ -106,6 +120,8 @@ def train_from_emulator(emulator: Emulator, config: dict | None = None) -> tuple
     log.info(
         "trained on %d spectra in %.1f s; median s2 %.2e", len(labels), seconds, np.median(model.s2)
     )
+    model.model_error = calibrate(model, emulator, cfg)
+    log.info("model error (teff, logg, feh): %s", np.round(model.model_error, 4))
     scores = {"n_per_snr": int(cfg["n_valid"]), "by_snr": {}}
     for k, snr in enumerate(cfg["valid_snr"]):
         truth, pv = prepared_set(emulator, int(cfg["n_valid"]), snr, seed + 1000 + k, cont_mask)
@@ -132,6 +148,7 @@ def train_and_save(config_path, emulator_path, model_path, scores_path) -> dict:
         "config": model.config,
         "continuum_pixels": int(model.cont_mask.sum()),
         "median_s2": float(np.median(model.s2)),
+        "model_error": [round(float(v), 4) for v in model.model_error],
         "validation": scores,
         "versions": {"numpy": np.__version__},
     }

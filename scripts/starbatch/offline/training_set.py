@@ -48,12 +48,15 @@ class SyntheticSet:
         ]
 
 
-def draw_trained_labels(emulator: Emulator, n: int, rng: np.random.Generator) -> np.ndarray:
-    """(n, 3) labels from the realistic prior, inside the emulator's trained region."""
+def draw_trained_labels(
+    emulator: Emulator, n: int, rng: np.random.Generator, prior: dict | None = None
+) -> np.ndarray:
+    """(n, 3) labels from the realistic prior (``prior``: draw_labels options, e.g. more
+    or hotter dwarfs), inside the emulator's trained region."""
     out = np.empty((0, 3))
     while len(out) < n:
         lo, hi = emulator.label_min, emulator.label_max
-        draw = draw_labels(n - len(out), rng, label_min=lo, label_max=hi)
+        draw = draw_labels(n - len(out), rng, label_min=lo, label_max=hi, **(prior or {}))
         out = np.vstack([out, draw[in_trained_region(draw, lo, hi)]])
     return out[:n]
 
@@ -75,8 +78,10 @@ def make_set(
     labels: np.ndarray,
     snr,
     rng: np.random.Generator,
+    star=make_synthetic_star,
 ) -> SyntheticSet:
-    """Synthetic apStar stacks for ``labels`` (n, 3) at ``snr`` (see snr_values)."""
+    """Synthetic apStar stacks for ``labels`` (n, 3) at ``snr`` (see snr_values), each
+    made by ``star(emulator, labels, snr, rng)`` (clean by default; see offline.augment)."""
     labels = np.atleast_2d(np.asarray(labels, dtype=np.float64))
     n = len(labels)
     snrs = snr_values(snr, n, rng)
@@ -85,18 +90,20 @@ def make_set(
     error = np.empty((n, npix), dtype=np.float32)
     bad = np.empty((n, npix), dtype=bool)
     for i in range(n):
-        f, e, m = make_synthetic_star(emulator, labels[i], snrs[i], rng)
+        f, e, m = star(emulator, labels[i], snrs[i], rng)
         bad[i] = bad_pixels(f, e, m)
         flux[i] = f
         error[i] = np.where(bad[i], np.inf, e)
     return SyntheticSet(labels=labels, snr=snrs, flux=flux, error=error, bad=bad)
 
 
-def make_random_set(emulator: Emulator, n: int, snr, seed: int) -> SyntheticSet:
+def make_random_set(
+    emulator: Emulator, n: int, snr, seed: int, star=make_synthetic_star, prior=None
+) -> SyntheticSet:
     """``n`` stars with labels from the prior, seeded: labels and spectra from one stream."""
     rng = np.random.default_rng(seed)
-    labels = draw_trained_labels(emulator, n, rng)
-    return make_set(emulator, labels, snr, rng)
+    labels = draw_trained_labels(emulator, n, rng, prior)
+    return make_set(emulator, labels, snr, rng, star)
 
 
 def prior_model_flux(emulator: Emulator, n: int = 2000, seed: int = 0) -> np.ndarray:
@@ -106,18 +113,29 @@ def prior_model_flux(emulator: Emulator, n: int = 2000, seed: int = 0) -> np.nda
 
 
 def prepared_chunks(
-    emulator: Emulator, n: int, snr, seed: int, cont_mask: np.ndarray, chunk: int | None = 500
+    emulator: Emulator,
+    n: int,
+    snr,
+    seed: int,
+    cont_mask: np.ndarray,
+    chunk: int | None = 500,
+    star=make_synthetic_star,
+    prepare=None,
+    prior: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Iterator[Prepared]]:
-    """(labels, snr, continuum-normalised chunks) of a seeded synthetic set, prepared as
-    the learned analyses prepare real spectra; ``chunk`` spectra at a time bound memory
-    (None: one piece)."""
-    data = make_random_set(emulator, n, snr, seed)
+    """(labels, snr, normalised chunks) of a seeded synthetic set, prepared as the learned
+    analyses prepare real spectra (``prepare(flux, error, bad, cont_mask)``, default the
+    per-chip continuum); ``chunk`` spectra at a time bound memory (None: one piece)."""
+    data = make_random_set(emulator, n, snr, seed, star, prior)
     step = chunk or max(n, 1)
 
     def chunks() -> Iterator[Prepared]:
         for start in range(0, n, step):
             sl = slice(start, start + step)
             flux, error, bad = data.flux[sl], data.error[sl], data.bad[sl]
-            yield normalise_many(flux, error, bad, cont_mask, degree=CONT_DEGREE)
+            if prepare is None:
+                yield normalise_many(flux, error, bad, cont_mask, degree=CONT_DEGREE)
+            else:
+                yield prepare(flux, error, bad, cont_mask)
 
     return data.labels, data.snr, chunks()

@@ -196,6 +196,10 @@ APSTAR_META = {
     # FITS checksums, recorded with each result so a row can be matched to its bytes.
     "checksum": ("CHECKSUM", str),
     "datasum": ("DATASUM", str),
+    # The DR17 RV-template fit (Doppler): independent labels to compare results with.
+    "rv_teff": ("RV_TEFF", float),
+    "rv_logg": ("RV_LOGG", float),
+    "rv_feh": ("RV_FEH", float),
 }
 
 
@@ -280,6 +284,10 @@ APVISIT_META = {
     "bc": ("BC", float),
     "checksum": ("CHECKSUM", str),
     "datasum": ("DATASUM", str),
+    # The best RV template's grid point (coarse: e.g. 6500 K / 5.0).
+    "rv_teff": ("RVTEFF", float),
+    "rv_logg": ("RVLOGG", float),
+    "rv_feh": ("RVFEH", float),
 }
 
 

@@ -8,23 +8,18 @@ every pair, so the 8575-pixel apStar spectrum becomes 64 x 133 features; then a 
 dense head (8512 -> ``hidden`` -> 3; the published net's dense part was larger, shrunk
 here to keep the weights ~1 MB). Outputs are standardised (Teff, logg, [Fe/H]).
 
-Input preparation (``prepare_inputs``; the same for training and inference):
-1. Continuum normalisation with the model's own continuum pixels (starbatch.methods.normalise):
-   per-chip cubic Legendre fit, linear in the flux, so unbiased at any S/N.
-2. Bad pixels (reader's mask, chip gaps, unnormalisable chips) are set to the continuum
-   (input 0) and get no noise in the draws: they carry no information.
-3. The normalised flux is clipped to [0, 1.5] (an unmasked cosmic or a dead pixel cannot
-   swamp the network), then the input is (flux - 1) * INPUT_SCALE.
-4. Errors (for the draws only) are clipped at ERROR_CLIP x the spectrum's median
-   normalised error, as the original did, so one absurd error does not dominate.
+Input preparation: starbatch.methods.apogeenet.inputs (per-chip continuum, local
+flattening, clipping; version PREP_VERSION, stored in the weights).
 
 Uncertainties, as in the original: the prepared flux is perturbed ``n_draws`` times with
 Gaussian noise of its (clipped) error, every draw goes through the network, and the
 standard deviation of the outputs is the reported error. The reported value is the
 network's output for the unperturbed spectrum. The standard-normal noise pattern comes
 from a fixed seed and is the same for every spectrum, so a spectrum's result does not
-depend on the batch it is in. These errors measure noise propagation only, not the
-network's own (training/model) error; see the accuracy benchmark for that.
+depend on the batch it is in. The draws measure noise propagation only; the network's
+own error is ``model_error`` (per label, calibrated at training time on held-out spectra
+so that (estimate - truth) / error has unit robust spread; starbatch.offline.calibration),
+added in quadrature by the analysis.
 """
 
 from __future__ import annotations
@@ -37,12 +32,11 @@ import numpy as np
 
 from starbatch.engine.atomic import atomic_path
 from starbatch.methods.emulator import LABEL_NAMES
-from starbatch.methods.normalise import CONT_DEGREE, Prepared, normalise_many
 from starbatch.sdss.spectrum import APSTAR_NPIX
 
+from .inputs import INPUT_SCALE, PREP_VERSION
+
 CHANNELS = (1, 8, 8, 16, 16, 16, 16, 32, 32, 32, 32, 64, 64)
-INPUT_SCALE = 10.0
-ERROR_CLIP = 5.0
 FORMAT = "starbatch-apogeenet"
 DRAW_SEED = 20200101
 
@@ -81,23 +75,6 @@ def build_network(hidden: int = 32, npix: int = APSTAR_NPIX):
     return net
 
 
-def prepare_inputs(flux, error, bad, cont_mask) -> tuple[np.ndarray, np.ndarray]:
-    """(x, e) float32 (n, npix): the network input and the clipped input-space error
-    (0 at bad pixels). See the module docstring for the steps."""
-    return network_inputs(normalise_many(flux, error, bad, cont_mask, degree=CONT_DEGREE))
-
-
-def network_inputs(p: Prepared) -> tuple[np.ndarray, np.ndarray]:
-    """(x, e) from continuum-normalised spectra (steps 2-4 of the module docstring)."""
-    x = np.where(p.bad, 0.0, (np.clip(p.flux, 0.0, 1.5) - 1.0) * INPUT_SCALE)
-    err = np.where(p.bad, np.nan, p.error)
-    with np.errstate(all="ignore"):
-        med = np.nanmedian(err, axis=1, keepdims=True)
-    med = np.where(np.isfinite(med), med, 0.0)
-    e = np.where(p.bad, 0.0, np.minimum(np.nan_to_num(err, nan=0.0), ERROR_CLIP * med))
-    return x.astype(np.float32), (e * INPUT_SCALE).astype(np.float32)
-
-
 def resolve_device(device: str) -> str:
     torch = _torch()
     if device in ("", "auto"):
@@ -118,7 +95,9 @@ class ApogeeNetModel:
         self.label_std = np.asarray(meta["label_std"], dtype=np.float64)
         self.label_min = np.asarray(meta["label_min"], dtype=np.float64)
         self.label_max = np.asarray(meta["label_max"], dtype=np.float64)
+        self.model_error = np.asarray(meta.get("model_error", np.zeros(3)), dtype=np.float64)
         self.meta = meta
+        self.reference = None  # an Emulator for the goodness of fit, set by the analysis
 
     @property
     def rows(self) -> int:
@@ -164,7 +143,7 @@ def save_model(path: str | Path, net, meta: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
-        "version": 1,
+        "version": 2,
         "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
         "hidden": int(meta["hidden"]),
         "label_names": list(LABEL_NAMES),
@@ -172,8 +151,9 @@ def save_model(path: str | Path, net, meta: dict) -> None:
         "label_std": torch.tensor(meta["label_std"], dtype=torch.float64),
         "label_min": torch.tensor(meta["label_min"], dtype=torch.float64),
         "label_max": torch.tensor(meta["label_max"], dtype=torch.float64),
+        "model_error": torch.tensor(meta["model_error"], dtype=torch.float64),
         "cont_mask": torch.from_numpy(np.asarray(meta["cont_mask"], dtype=bool)),
-        "cont_degree": CONT_DEGREE,
+        "prep_version": PREP_VERSION,
         "input_scale": INPUT_SCALE,
         "config_json": json.dumps(meta.get("config", {}), sort_keys=True),
     }
@@ -197,14 +177,14 @@ def load_model(path: str | Path, device: str = "auto") -> ApogeeNetModel:
         raise ValueError(f"{path}: not readable as apogeenet weights ({exc})") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} weights file")
-    if payload.get("cont_degree") != CONT_DEGREE or payload.get("input_scale") != INPUT_SCALE:
+    if payload.get("prep_version") != PREP_VERSION or payload.get("input_scale") != INPUT_SCALE:
         raise ValueError(f"{path}: made with another input preparation; retrain")
     net = build_network(int(payload["hidden"]))
     net.load_state_dict(payload["state_dict"])
     net.eval().to(device)
     meta = {
         k: payload[k].numpy()
-        for k in ("label_mean", "label_std", "label_min", "label_max", "cont_mask")
+        for k in ("label_mean", "label_std", "label_min", "label_max", "model_error", "cont_mask")
     }
     meta["config"] = json.loads(payload["config_json"])
     return ApogeeNetModel(net, meta, device)

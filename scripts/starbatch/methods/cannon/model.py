@@ -24,7 +24,7 @@ The model file is a plain .npz (np.load(..., allow_pickle=False)).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +85,9 @@ class CannonModel:
     label_max: np.ndarray  # (3,)
     cont_mask: np.ndarray  # (npix,) bool: continuum pixels for the normalisation
     config: dict
+    # (3,) what the fit's errors do not cover (the quadratic's own error), calibrated at
+    # training time on held-out spectra (starbatch.offline.calibration).
+    model_error: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
     def scaled(self, labels: np.ndarray) -> np.ndarray:
         return (np.atleast_2d(labels) - self.fid) / self.scale
@@ -108,6 +111,7 @@ class CannonModel:
             "label_max": self.label_max,
             "label_names": np.array(LABEL_NAMES),
             "cont_mask": self.cont_mask.astype(bool),
+            "model_error": np.asarray(self.model_error, dtype=np.float64),
             "cont_degree": np.array(CONT_DEGREE),
             "config_json": np.array(json.dumps(self.config, sort_keys=True)),
         }
@@ -130,6 +134,7 @@ class CannonModel:
                     label_max=np.asarray(d["label_max"], dtype=np.float64),
                     cont_mask=np.asarray(d["cont_mask"], dtype=bool),
                     config=json.loads(str(d["config_json"])),
+                    model_error=np.asarray(d["model_error"], dtype=np.float64),
                 )
         except (OSError, EOFError, KeyError) as exc:
             if isinstance(exc, FileNotFoundError):
@@ -231,3 +236,12 @@ def fit_labels(
         "n_pix": stats["n_pix"],
         "converged": done[pick],
     }
+
+
+def noise_errors(fit: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(errors (n, 3), chi2_red (n,)) of a fit_labels result: sqrt of the covariance's
+    diagonal, widened by sqrt(chi2_red) when the fit is worse than the noise (as gridfit).
+    The model-error term comes on top (CannonModel.model_error)."""
+    chi2_red = fit["chi2"] / np.maximum(fit["n_pix"] - 3, 1)
+    errors = np.sqrt(np.diagonal(fit["cov"], axis1=1, axis2=2))
+    return errors * np.sqrt(np.maximum(chi2_red, 1.0))[:, None], chi2_red

@@ -40,6 +40,7 @@ from numpy.polynomial import legendre
 from scipy.optimize import least_squares
 
 from starbatch.methods.continuum import CHIPS, chip_of, chip_x, normalise
+from starbatch.methods.goodness import fit_quality
 from starbatch.sdss.spectrum import Spectrum
 
 from .grid import AXES, ModelGrid
@@ -48,8 +49,13 @@ CONT_DEGREE = 4  # per-chip polynomial times the model (chosen by the accuracy e
 MIN_GOOD_PIXELS = 300  # fewer and the fit is not attempted (a full apStar has ~7500)
 MIN_CHIP_PIXELS = 50  # a chip with fewer good pixels is dropped (its continuum is unconstrained)
 MAX_RECENTRE = 4
+# Model-error term (Teff K, logg, [Fe/H]) added in quadrature by the analysis; calibrated
+# with starbatch.offline.calibration on held-out spectra (scripts/calibrate_model_error.py).
+MODEL_ERROR = (0.0, 0.0, 0.0)
 RESULT_KEYS = tuple(k for a in AXES for k in (a, a + "_err")) + (
     "chi2_red",
+    "fit_chi2",
+    "line_snr",
     "n_pix",
     "at_edge",
 )
@@ -334,12 +340,41 @@ def _refine(grid: ModelGrid, prep: _Prepared, node: tuple[int, int, int], cont_d
     return out
 
 
+def _profiled(f, w, shape, basis) -> np.ndarray:
+    """Weighted least-squares fit of f by shape * (Legendre terms ``basis``)."""
+    design = shape[:, None] * basis
+    sw = np.sqrt(w)
+    coef = np.linalg.lstsq(design * sw[:, None], f * sw, rcond=None)[0]
+    return design @ coef
+
+
+def _quality(grid: ModelGrid, prep: _Prepared, fit: dict, cont_degree: int, floor: float):
+    """fit_chi2 and line_snr (starbatch.methods.goodness) of a finished fit: the best model
+    times its profiled continuum against the continuum polynomial alone."""
+    try:
+        m = model_spectrum(grid, [fit[a] for a in AXES])
+    except ValueError:  # a fit held on a face of the valid region: no floor, no line test
+        return {"fit_chi2": fit["chi2_red"], "line_snr": float("nan")}
+    model, cont = np.ones(len(m)), np.ones(len(m))
+    for c in prep.chips:
+        idx = np.flatnonzero(prep.chip == c)
+        basis = _basis(grid.wavelength[idx], c, cont_degree).T
+        model[idx] = _profiled(prep.f[idx], prep.w[idx], m[idx], basis)
+        cont[idx] = _profiled(prep.f[idx], prep.w[idx], np.ones(len(idx)), basis)
+    good = prep.chip >= 0
+    variance = np.where(good, 1.0 / np.where(good, prep.w, 1.0), np.inf)
+    n_par = 3 + len(prep.chips) * (cont_degree + 1)
+    chi2, line = fit_quality(prep.f, variance, model, cont, good, floor, n_par)
+    return {"fit_chi2": float(chi2[0]), "line_snr": float(line[0])}
+
+
 def fit_many(
     grid: ModelGrid,
     spectra: Sequence[Spectrum],
     cont_degree: int = CONT_DEGREE,
     spectrum_chunk: int = 64,
     on_error: str = "raise",
+    fit_floor: float = 0.0,
 ) -> list[dict | Exception]:
     """Fit each spectrum; the grid search is done ``spectrum_chunk`` spectra at a time.
 
@@ -364,7 +399,9 @@ def fit_many(
         for row, i in enumerate(ids):
             node = np.unravel_index(nodes[np.argmin(chi2[row])], grid.valid.shape)
             try:
-                results[i] = _refine(grid, prepared[i], tuple(int(n) for n in node), cont_degree)
+                fit = _refine(grid, prepared[i], tuple(int(n) for n in node), cont_degree)
+                fit.update(_quality(grid, prepared[i], fit, cont_degree, fit_floor))
+                results[i] = fit
             except ValueError as exc:  # includes LinAlgError (a singular continuum solve)
                 if on_error == "raise":
                     raise ValueError(f"spectrum {i}: {exc}") from exc
