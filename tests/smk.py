@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 from starbatch.offline.workflow import snakemake_command, write_config
@@ -73,3 +74,13 @@ def planned_jobs(workdir: Path) -> dict[str, int]:
         if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
             counts[parts[0]] = int(parts[1])
     return counts
+
+
+def pip_install_target(source: Path, target: Path) -> None:
+    """A real (non-editable) pip install of ``source`` into the folder ``target``,
+    offline and without building in isolation (the tests' environment has setuptools)."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(source)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip

@@ -12,6 +12,8 @@ from pathlib import Path
 import tomllib
 import yaml
 
+from smk import pip_install_target
+
 REPO = Path(__file__).resolve().parents[1]
 # conda-forge names that differ from PyPI names.
 CONDA_TO_PIP = {"pytorch": "torch", "python-duckdb": "duckdb"}
@@ -97,11 +99,7 @@ def test_pip_install_gives_a_library_with_its_data_and_no_checkout(tmp_path):
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
     target = tmp_path / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(source)],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
+    pip_install_target(source, target)
     probe = (
         "import starbatch, starbatch.resources as r\n"
         "from starbatch.analyses.registry import BUILTIN\n"

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from smk import REPO, snakemake
+from smk import REPO, pip_install_target, snakemake
 from starbatch.analyses.registry import BUILTIN, RegistryError, load_registry
 
 EXAMPLE = REPO / "docs/examples/linedepth.py"
@@ -91,11 +91,7 @@ def test_analysis_from_an_installed_package_entry_point(tmp_path):
         )
     )
     site = tmp_path / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(site), str(package)],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
+    pip_install_target(package, site)
     project = make_project(tmp_path / "project")
     snakemake(project, env={**os.environ, "PYTHONPATH": str(site)})
     check_results(project)
