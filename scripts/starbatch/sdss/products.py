@@ -16,10 +16,7 @@ from starbatch.engine.params import REQUIRED, Parameter
 from starbatch.engine.products import DataProduct
 
 from .spectrum import Spectrum
-
-TELESCOPE_PREFIX = {"apo25m": "ap", "apo1m": "ap", "lco25m": "as"}
-# apStar file-name prefix -> telescope (the DR17 apStar header has no TELESCOP card).
-PREFIX_TELESCOPE = {"ap": "apo25m", "as": "lco25m"}
+from .telescopes import TELESCOPE_PREFIX
 
 
 def _prefix(keys: dict) -> str:

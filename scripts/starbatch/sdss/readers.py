@@ -19,8 +19,8 @@ from astropy.io import fits
 from starbatch.engine import flags
 from starbatch.engine.analysis import UnusableInput
 
-from .products import PREFIX_TELESCOPE, TELESCOPE_PREFIX
 from .spectrum import APSTAR_CDELT1, APSTAR_CRVAL1, APSTAR_NPIX, Spectrum, apstar_wavelength
+from .telescopes import PREFIX_TELESCOPE, TELESCOPE_PREFIX
 
 
 class SpectrumError(UnusableInput):
