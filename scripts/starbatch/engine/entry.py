@@ -8,8 +8,7 @@ import sys
 from collections.abc import Callable
 from contextlib import contextmanager
 
-from .runner import BatchError
-from .tables import TableError
+from .errors import BatchError, TableError
 
 USER_ERRORS = (TableError, BatchError, FileNotFoundError, ValueError)
 

@@ -17,15 +17,12 @@ from pathlib import Path
 
 from . import flags, provenance
 from .analysis import Analysis, Task, UnusableInput
+from .errors import BatchError
 from .journal import Journal, journal_path, plan_digest
 from .manifest import settings_path
 from .results import Outcome, write_batch_table
 
 log = logging.getLogger("starbatch")
-
-
-class BatchError(RuntimeError):
-    """The whole batch failed (set-up failed, or too many members failed)."""
 
 
 class Terminated(BaseException):

@@ -14,7 +14,6 @@ import numpy as np
 
 from . import flags
 from .provenance import sha256_file
-from .results import read_table
 
 STATES = ("done", "failed", "not_run", "stale_input", "stale_model")
 
@@ -86,6 +85,8 @@ def _empty() -> dict:
 def status(summary: str | Path, skipped_csv: str | Path, root: str | Path) -> dict:
     """{analysis: {state: count, 'failed_by_flag': {name: count}}} and the batches to
     rerun for each state, from the global summary and planning's skipped rows."""
+    from .results import read_table  # astropy.table: not for count_rows at the end of a run
+
     table = read_table(summary) if Path(summary).exists() else None
     report: dict[str, dict] = {}
     batches: dict[str, set[str]] = {state: set() for state in STATES}

@@ -17,25 +17,12 @@ import pandas as pd
 import yaml
 
 from .analysis import Analysis
+from .errors import TableError
 from .identifiers import ObservationKeyError
 from .params import canonical, is_blank
 from .products import DataProduct
 
-MAX_REPORTED = 25
 META_COLUMNS = ("analysis",)
-
-
-class TableError(ValueError):
-    """One or more problems in a task table; the message lists each with its place."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        shown = problems[:MAX_REPORTED]
-        more = len(problems) - len(shown)
-        text = "\n".join(f"  - {p}" for p in shown)
-        if more:
-            text += f"\n  ... and {more} more"
-        super().__init__(f"{len(problems)} problem(s) in the task table:\n{text}")
 
 
 @dataclass
