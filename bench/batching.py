@@ -2,6 +2,9 @@
 grid is the set-up a batch pays once) in five ways, timed in one run:
 
   workflow, batched       the real Snakefile, max_batch_size as shipped (100)
+  workflow, auto          max_batch_size: auto, calibrated: the batched run's workdir
+                          re-planned with resize_batches (sizes from its measured
+                          costs), timed as the run that redoes every batch
   workflow, one per obs   the same workflow with max_batch_size=1 (N batch jobs)
   bare loop               the physical limit: one process per core loads the grid once
                           and reads and fits its share of the files (no scheduler)
@@ -9,13 +12,13 @@ grid is the set-up a batch pays once) in five ways, timed in one run:
                           the scheduler (batch_method=tuple, max_batch_size=100)
   luigi, one per obs      the same luigi tasks with max_batch_size=1
 
-Every variant uses the same cores (--cores), the same files and the same analysis
-code (GridFit.load / product.read / analyse_many); the fitted Teff must agree.
-luigi is optional (pip install -r bench/requirements.txt); without it those rows
-say so.
+Every variant is one command started fresh (Python start and imports included, as a
+user runs it) on the same cores (--cores), the same files and the same analysis code
+(GridFit.load / product.read / analyse_many); the fitted Teff must agree. luigi is
+optional (pip install -r bench/requirements.txt); without it those rows say so.
 
     .venv/bin/python bench/batching.py [--n 200] [--cores 2] [--repeat 3]
-        [--only bare,batched,single,luigi,luigi_single]
+        [--only bare,batched,auto,single,luigi,luigi_single]
 
 The last line printed is one JSON object: seconds per variant and the ratios.
 """
@@ -28,8 +31,8 @@ import math
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -52,6 +55,7 @@ BATCH_SIZE = 100  # gridfit's max_batch_size in config/config.yaml
 VARIANTS = {
     "bare": "bare loop (load once per core)",
     "batched": f"workflow, batched (max_batch_size={BATCH_SIZE})",
+    "auto": "workflow, batched (max_batch_size: auto, calibrated)",
     "single": "workflow, one job per obs (max_batch_size=1)",
     "luigi": f"luigi, batched (batch_method=tuple, max_batch_size={BATCH_SIZE})",
     "luigi_single": "luigi, one task per obs (max_batch_size=1)",
@@ -96,12 +100,15 @@ def _link_grid(base: Path, workdir: Path) -> None:
 # --- the variants ----------------------------------------------------------------------
 
 
-def run_workflow(base, name, root, stars, batch_size, cores) -> tuple[float, dict]:
+def run_workflow(base, name, root, stars, batch_size, cores, *extra) -> tuple[float, dict]:
     workdir = base / name
-    _workflow_dir(workdir, root, stars, batch_size)
-    _link_grid(base, workdir)
-    m = Measured(snakemake_cmd(workdir, cores, "--quiet", "all"), cwd=workdir).run()
-    jobs = [pd.read_csv(p, sep="\t")["s"].iloc[0] for p in workdir.glob("benchmarks/batches/*")]
+    if not extra:  # a fresh run; with extra arguments, a rerun in the same workdir
+        _workflow_dir(workdir, root, stars, batch_size)
+        _link_grid(base, workdir)
+    m = Measured(snakemake_cmd(workdir, cores, "--quiet", "all", *extra), cwd=workdir).run()
+    planned = pd.read_csv(workdir / "results/plan/manifest.tsv", sep="\t")["batch"]
+    jobs = [pd.read_csv(workdir / f"benchmarks/batches/{b}.tsv", sep="\t")["s"].iloc[0]
+            for b in planned]  # fmt: skip
     print(
         f"  {name}: {m.seconds:.1f} s wall; its {len(jobs)} analyse_batch jobs took "
         f"{sum(jobs):.1f} s summed (Snakemake benchmark files), the rest is Snakemake, "
@@ -112,37 +119,68 @@ def run_workflow(base, name, root, stars, batch_size, cores) -> tuple[float, dic
     return m.seconds, dict(zip(summary["obj"], summary["teff"], strict=True))
 
 
+def run_auto(base, root, stars, cores) -> tuple[float, dict]:
+    """Calibrated auto sizing: the last batched run's workdir (its batches measured),
+    max_batch_size: auto, re-planned with resize_batches; every batch reruns."""
+    done = sorted(base.glob("wf-batched-*"))
+    if not done:
+        return "needs the batched variant first (its batches are the measurement)"
+    workdir = done[-1]
+    config_path = workdir / "config/config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    config["analyses"]["gridfit"]["max_batch_size"] = "auto"
+    config_path.write_text(yaml.safe_dump(config))
+    result = run_workflow(
+        base, workdir.name, root, stars, 0, cores, "--forcerun", "plan",
+        "--config", "resize_batches=True",
+    )  # fmt: skip
+    sizes = json.loads((workdir / "results/plan/sizes.json").read_text())["gridfit"]
+    print(f"  auto: max_batch_size {sizes['max_batch_size']} ({sizes['why']})", flush=True)
+    return result
+
+
 def _fit_share(args) -> dict:
     return fit_files(*args)
 
 
-def run_bare(base, name, root, stars, cores) -> tuple[float, dict]:
+def bare_loop(workdir: Path, root: Path, stars: pd.DataFrame, cores: int) -> dict:
+    """In the worker process: one process per core fits its share of the files."""
     from starbatch.offline.demo import apstar_relpath
 
-    workdir = base / name
-    _link_grid(base, workdir)
     members = [(o, apstar_relpath(f, o)) for f, o in zip(stars["field"], stars["obj"], strict=True)]
     size = math.ceil(len(members) / cores)
     shares = [(workdir, root, members[i : i + size]) for i in range(0, len(members), size)]
-    t0 = time.perf_counter()
     with multiprocessing.get_context("fork").Pool(cores) as pool:
         parts = pool.map(_fit_share, shares)
-    seconds = time.perf_counter() - t0
-    return seconds, {k: v for part in parts for k, v in part.items()}
+    return {k: v for part in parts for k, v in part.items()}
 
 
-def run_luigi(base, name, root, stars, batch_size, cores) -> tuple[float, dict] | str:
-    try:
-        import luigi  # noqa: F401
-    except ImportError:
-        return "luigi not installed (pip install -r bench/requirements.txt)"
-    from luigi_tasks import run
-
+def run_worker(base, name, root, stars, batch_size, cores, kind) -> tuple[float, dict] | str:
+    """A bare-loop or luigi variant as a fresh process (this script, --worker)."""
+    if kind == "luigi":
+        try:
+            import luigi  # noqa: F401
+        except ImportError:
+            return "luigi not installed (pip install -r bench/requirements.txt)"
     workdir = base / name
     _link_grid(base, workdir)
-    t0 = time.perf_counter()
-    teff = run(workdir, root, stars, batch_size, cores)
-    return time.perf_counter() - t0, teff
+    stars_csv = workdir / "stars.csv"
+    stars.to_csv(stars_csv, index=False)
+    cmd = [sys.executable, __file__, "--worker", kind, str(workdir), str(root), str(stars_csv),
+           str(batch_size), str(cores)]  # fmt: skip
+    m = Measured(cmd, cwd=workdir).run()
+    return m.seconds, json.loads(m.stdout.strip().splitlines()[-1])
+
+
+def worker(kind, workdir, root, stars_csv, batch_size, cores) -> None:
+    stars = pd.read_csv(stars_csv, dtype=str)
+    if kind == "bare":
+        teff = bare_loop(Path(workdir), Path(root), stars, int(cores))
+    else:
+        from luigi_tasks import run
+
+        teff = run(Path(workdir), Path(root), stars, int(batch_size), int(cores))
+    print(json.dumps(teff))
 
 
 # --- report ------------------------------------------------------------------------------
@@ -168,7 +206,11 @@ def main() -> None:
     ap.add_argument(
         "--only", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}"
     )
+    ap.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.worker:
+        worker(*a.worker)
+        return
     only = [v.strip() for v in a.only.split(",") if v.strip()]
     unknown = sorted(set(only) - set(VARIANTS))
     if unknown:
@@ -184,17 +226,26 @@ def main() -> None:
             flush=True,
         )
         runs = {
-            "bare": (a.repeat, lambda k: run_bare(base, f"bare-{k}", root, stars, a.cores)),
+            "bare": (
+                a.repeat,
+                lambda k: run_worker(base, f"bare-{k}", root, stars, 0, a.cores, "bare"),
+            ),
             "batched": (
                 a.repeat,
                 lambda k: run_workflow(base, f"wf-batched-{k}", root, stars, BATCH_SIZE, a.cores),
             ),
+            "auto": (1, lambda k: run_auto(base, root, stars, a.cores)),
             "single": (1, lambda k: run_workflow(base, "wf-single", root, stars, 1, a.cores)),
             "luigi": (
                 a.repeat,
-                lambda k: run_luigi(base, f"luigi-batched-{k}", root, stars, BATCH_SIZE, a.cores),
+                lambda k: run_worker(
+                    base, f"luigi-batched-{k}", root, stars, BATCH_SIZE, a.cores, "luigi"
+                ),
             ),
-            "luigi_single": (1, lambda k: run_luigi(base, "luigi-single", root, stars, 1, a.cores)),
+            "luigi_single": (
+                1,
+                lambda k: run_worker(base, "luigi-single", root, stars, 1, a.cores, "luigi"),
+            ),
         }
         results = {v: best_of(VARIANTS[v], *runs[v]) for v in VARIANTS if v in only}
         report(results, a.n, a.cores)
@@ -243,8 +294,8 @@ def report(results: dict, n: int, cores: int) -> None:
     )  # fmt: skip
     seconds = {k: round(v[0], 2) for k, v in ran.items()}
     ratios = {}
-    for a, b in (("batched", "bare"), ("batched", "luigi"), ("single", "batched"),
-                 ("luigi", "bare"), ("luigi_single", "luigi")):  # fmt: skip
+    for a, b in (("batched", "bare"), ("batched", "luigi"), ("auto", "bare"), ("auto", "luigi"),
+                 ("single", "batched"), ("luigi", "bare"), ("luigi_single", "luigi")):  # fmt: skip
         if a in seconds and b in seconds:
             ratios[f"{a}/{b}"] = round(seconds[a] / seconds[b], 3)
     print(

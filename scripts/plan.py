@@ -10,6 +10,14 @@ from pathlib import Path
 from starbatch.analyses.registry import load_registry
 from starbatch.engine.entry import run_entry
 from starbatch.engine.planning import plan
+from starbatch.engine.sizing import (
+    AUTO,
+    DEFAULT_BATCH_MINUTES,
+    DEFAULT_SETUP_SHARE,
+    declared_costs,
+    plan_sizes,
+    write_sizes,
+)
 
 
 def check_schema(raw, schema) -> None:
@@ -26,19 +34,37 @@ def check_schema(raw, schema) -> None:
 
 
 def from_snakemake(smk) -> None:
-    schema = smk.params.schema
+    # Sizing settings come from the config, not params: changing them (or the one-run
+    # resize flag) must not rerun the plan; a resize is asked for with --forcerun plan.
+    schema, c, plan_dir = smk.params.schema, smk.config, smk.params.plan_dir
+    registry = load_registry(smk.params.analysis_modules)
+    sizes, records = plan_sizes(
+        dict(smk.params.max_batch_size),
+        declared_costs(registry, c.get("analyses", {})),
+        plan_dir,
+        "results/batches",
+        "benchmarks/batches",
+        resize=bool(c.get("resize_batches", False)),
+        setup_share=c.get("target_setup_share", DEFAULT_SETUP_SHARE),
+        batch_minutes=c.get("target_batch_minutes", DEFAULT_BATCH_MINUTES),
+    )
     plan(
         smk.input.table,
         list(smk.input.specs),
         smk.params.root,
-        smk.params.plan_dir,
+        plan_dir,
         smk.output.manifest,
         smk.output.skipped,
-        dict(smk.params.max_batch_size),
-        load_registry(smk.params.analysis_modules),
+        sizes,
+        registry,
         check_csv=lambda raw: check_schema(raw, schema),
         buildable=list(smk.params.buildable),
     )
+    write_sizes(plan_dir, records)  # after the plan: a failed plan changes nothing
+
+
+def batch_size(text: str) -> int | str:
+    return AUTO if text == AUTO else int(text)
 
 
 def cli() -> None:
@@ -47,10 +73,21 @@ def cli() -> None:
     ap.add_argument("--spec", action="append", default=[], help="batch-mode YAML task spec")
     ap.add_argument("--root", required=True, help="SAS root (SAS_BASE_DIR)")
     ap.add_argument("--plan-dir", default="results/plan")
-    ap.add_argument("--max-batch-size", type=int, default=100)
+    ap.add_argument(
+        "--max-batch-size", type=batch_size, default=100, help="a number, or auto (sizing.py)"
+    )
+    ap.add_argument("--resize", action="store_true", help="choose auto sizes anew")
     ap.add_argument("--analysis-module", action="append", default=[], help="a user's analyses")
     a = ap.parse_args()
     plan_dir = Path(a.plan_dir)
+    registry = load_registry(a.analysis_module)
+    sizes, records = plan_sizes(
+        dict.fromkeys(registry, a.max_batch_size),
+        declared_costs(registry),
+        plan_dir,
+        plan_dir.parent / "batches",
+        resize=a.resize,
+    )
     plan(
         a.table,
         a.spec,
@@ -58,9 +95,10 @@ def cli() -> None:
         plan_dir,
         plan_dir / "manifest.tsv",
         plan_dir / "skipped.csv",
-        a.max_batch_size,
-        load_registry(a.analysis_module),
+        sizes,
+        registry,
     )
+    write_sizes(plan_dir, records)
 
 
 run_entry(from_snakemake, cli, globals())

@@ -119,6 +119,7 @@ def test_report_holds_the_summary_rows_the_plots_and_the_failures(run):
     items = report_items((workdir / "report.html").read_text())
     expected = ["results/summary.fits", "results/summary.csv", "results/failed.csv"]
     expected += [f"results/plots/{p}.png" for p in ("kiel", "timing", "truth_vs_fit", "flags")]
+    expected.append("results/batch_costs.tsv")  # what batching cost, per analysis
     # The star-by-star comparison and its interactive page.
     expected += ["results/compare/labels.fits", "results/plots/compare.html"]
     assert sorted(items) == sorted(expected)

@@ -34,7 +34,7 @@ rule collect_analysis:
 
 rule summary:
     input:
-        tables=analysis_summaries,
+        tables=summary_inputs,
         skipped="results/plan/skipped.csv",
     output:
         fits=report(
@@ -80,24 +80,8 @@ rule compare:
         "../../scripts/compare.py"
 
 
-rule flag_summary:
-    input:
-        "results/summary.fits",
-    output:
-        table="results/flags.tsv",
-        plot=report(
-            "results/plots/flags.png",
-            caption="../report/flags.rst",
-            category="Results",
-        ),
-    log:
-        "logs/plots/flags.log",
-    conda:
-        CONDA_ENV
-    script:
-        "../../scripts/flag_summary.py"
-
-
+# Every plot of the summary in one job: each job start costs a Python importing
+# matplotlib, on the way to the end of the run.
 rule plots:
     input:
         "results/summary.fits",
@@ -110,10 +94,25 @@ rule plots:
             caption="../report/timing.rst",
             category="Timing",
         ),
+        flags_table="results/flags.tsv",
+        flags=report(
+            "results/plots/flags.png",
+            caption="../report/flags.rst",
+            category="Results",
+        ),
+        costs=report(
+            "results/batch_costs.tsv",
+            caption="../report/costs.rst",
+            category="Timing",
+        ),
     log:
         "logs/plots/plots.log",
     conda:
         CONDA_ENV
+    params:
+        # The targets the recommended sizes are for (engine/sizing.py).
+        setup_share=config.get("target_setup_share", DEFAULT_SETUP_SHARE),
+        batch_minutes=config.get("target_batch_minutes", DEFAULT_BATCH_MINUTES),
     script:
         "../../scripts/plot.py"
 

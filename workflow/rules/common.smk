@@ -26,6 +26,7 @@ from starbatch.analyses.registry import (
     load_registry,
 )
 from starbatch.engine.identifiers import IDENTIFIER_PATTERN
+from starbatch.engine.sizing import DEFAULT_BATCH_MINUTES, DEFAULT_SETUP_SHARE
 from starbatch.engine.manifest import (
     manifest_analyses,
     manifest_batches,
@@ -185,8 +186,15 @@ def analysis_parts(wildcards):
     ]
 
 
-def analysis_summaries(wildcards):
-    names = sorted(manifest_analyses(plan_manifest()))
+def summary_inputs(wildcards):
+    """The global summary's inputs: the batch tables themselves when there are no more
+    than the fan-in (then it runs beside the per-analysis summaries, not after them:
+    one job less on the way to the plots), else the per-analysis summaries."""
+    by_analysis = manifest_analyses(plan_manifest())
+    names = sorted(by_analysis)
+    batches = [b for name in names for b in by_analysis[name]]
+    if len(batches) <= config.get("aggregate_fanin", 200):
+        return [f"results/batches/{b}.fits" for b in batches]
     return [f"results/{name}/summary.fits" for name in names]
 
 
@@ -208,6 +216,7 @@ def get_final_output():
         "results/plots/timing.png",
         "results/flags.tsv",
         "results/plots/flags.png",
+        "results/batch_costs.tsv",
     ]
     if demo_enabled():
         out.append("results/plots/truth_vs_fit.png")
@@ -217,6 +226,10 @@ def get_final_output():
 def run_summary():
     """One line at the end of a run: how many tasks ran, failed, were skipped."""
     from starbatch.engine.status import count_rows
+    from starbatch.report.costs import cost_lines
+
+    for line in cost_lines("results/batch_costs.tsv"):
+        logger.info(f"starbatch: {line}")
 
     failed = count_rows("results/failed.csv")
     skipped = count_rows("results/plan/skipped.csv") or 0

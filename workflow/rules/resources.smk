@@ -1,15 +1,22 @@
-# Cluster resources of the batch jobs (docs/cluster.md): memory is the analysis's (the set-up dominates:
-# a grid or a network in memory); the time limit is the set-up plus a time per
-# observation times the batch's size from the plan manifest. Both grow with the
-# attempt, so a retry (--retries) after a TIMEOUT or an OUT_OF_MEMORY asks for more.
-# Each analysis declares its values (Analysis.resources); the config overrides them
-# (analyses.<name>.mem_mb, runtime_setup_s, runtime_per_obs_s, threads, gpu).
+# Cluster resources of the batch jobs (docs/cluster.md). Once batches have run, the
+# time limit and the memory come from their measured costs, which planning records in
+# results/plan/sizes.json (engine/sizing.py): the fixed cost plus the time per
+# observation times the batch's size, and the largest peak memory, each with a margin.
+# Before any measurement they come from what each analysis declares
+# (Analysis.resources); analyses.<name> keys in the config (mem_mb, runtime_setup_s,
+# runtime_per_obs_s, threads, gpu) override both. Both grow with the attempt, so a
+# retry (--retries) after a TIMEOUT or an OUT_OF_MEMORY asks for more.
 
 import math
+
+from starbatch.engine.sizing import recorded_costs
 
 # Shortest time limit asked for (minutes): tiny batches on a slow file system
 # should not hit TIMEOUT.
 MIN_RUNTIME_MIN = config.get("min_runtime_minutes", 10)
+# Measured costs are medians of earlier batches: room for a slower node or file system.
+MEASURED_TIME_MARGIN = 2.0
+MEASURED_MEM_MARGIN = 1.5
 
 
 def batch_analysis(batch):
@@ -21,17 +28,34 @@ def batch_setting(analysis, key):
     return analysis_setting(analysis, key, REGISTRY[analysis].resource(key))
 
 
+def measured(analysis):
+    """The analysis's measured costs from the plan's record, None before any batch ran."""
+    return recorded_costs("results/plan").get(analysis)
+
+
 def batch_mem_mb(wildcards, attempt):
-    return int(batch_setting(batch_analysis(wildcards.batch), "mem_mb") * attempt)
+    analysis = batch_analysis(wildcards.batch)
+    costs = measured(analysis)
+    mem = analysis_setting(analysis, "mem_mb")
+    if mem is None and costs is not None and costs.peak_mb:
+        mem = costs.peak_mb * MEASURED_MEM_MARGIN
+    if mem is None:
+        mem = REGISTRY[analysis].resource("mem_mb")
+    return int(math.ceil(mem * attempt))
 
 
 def batch_runtime(wildcards, attempt):
-    """Minutes: set-up + n_members x per-observation time, times the attempt."""
+    """Minutes: the fixed cost + n_members x the time per observation, times the
+    attempt (measured costs with a margin, else the declared ones)."""
     row = planned_batch(wildcards.batch)
     analysis = row["analysis"]
-    setup = batch_setting(analysis, "runtime_setup_s")
-    per_obs = batch_setting(analysis, "runtime_per_obs_s")
-    seconds = setup + row["n_members"] * per_obs
+    costs = measured(analysis)
+    if costs is not None and analysis_setting(analysis, "runtime_per_obs_s") is None:
+        seconds = costs.batch_seconds(row["n_members"]) * MEASURED_TIME_MARGIN
+    else:
+        setup = batch_setting(analysis, "runtime_setup_s")
+        per_obs = batch_setting(analysis, "runtime_per_obs_s")
+        seconds = setup + row["n_members"] * per_obs
     return max(MIN_RUNTIME_MIN, math.ceil(seconds * attempt / 60))
 
 
@@ -44,6 +68,7 @@ def batch_gpus(wildcards):
 
 
 def batch_group(wildcards):
-    """One group per analysis (batches_<analysis>), so --group-components packs
-    small batches of one analysis together and never mixes GPU and CPU jobs."""
+    """One group per analysis (batches_<analysis>): --group-components could pack an
+    analysis's small batches together, never mixing GPU and CPU jobs. The SLURM
+    profile does not pack (docs/cluster.md: the plugin runs a group's jobs in turn)."""
     return f"batches_{batch_analysis(wildcards.batch)}"

@@ -163,7 +163,7 @@ def empty_table() -> Table:
 
 
 # Cards that describe one batch only; a summary's rows say it per row.
-_PER_BATCH = ("BATCH", "SETUP_S", "NMEMBER", "NFAILED", "READ_S", "ANAL_S")
+_PER_BATCH = ("BATCH", "SETUP_S", "NMEMBER", "NFAILED", "READ_S", "ANAL_S", "LOOP_S", "NRUN")
 
 
 def merged_meta(metas: Sequence[dict]) -> dict:

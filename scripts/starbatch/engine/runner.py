@@ -171,6 +171,7 @@ def run_batch(
 
     setup, analysis, model = 0.0, None, None
     shares = {"read_s": 0.0, "analyse_s": 0.0}
+    t_start = time.perf_counter()
     with _sigterm_raises():
         try:
             if todo:
@@ -208,6 +209,7 @@ def run_batch(
             raise SystemExit(143) from None
         finally:
             journal.flush()
+    loop_s = time.perf_counter() - t_start
 
     ordered = [outcomes[i] for i in range(n)]
     failed = [o for o in ordered if o.flag & flags.FAILED]
@@ -224,6 +226,10 @@ def run_batch(
     header = provenance.header_cards(cls, plan["params"], models, started, provenance.utc_now())
     header["READ_S"] = (round(shares["read_s"], 3), "seconds reading (overlapped)")
     header["ANAL_S"] = (round(shares["analyse_s"], 3), "seconds analysing")
+    # What batch sizing needs (engine/sizing.py): the loop's wall time over the members
+    # this run analysed; the job's wall time minus it is the per-batch fixed cost.
+    header["LOOP_S"] = (round(loop_s, 3), "seconds in the member loop (after set-up)")
+    header["NRUN"] = (len(todo), "members analysed in this run (not resumed)")
     with _sigterm_raises():
         try:
             write_batch_table(output, plan, cls, ordered, setup, header, models)
