@@ -11,6 +11,7 @@ import csv
 import os
 import re
 import subprocess
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -194,3 +195,50 @@ def test_a_batch_that_hits_its_time_limit_resumes_in_the_retry(slurm, tmp_path):
     assert len(analysed(workdir)) <= 100 + 10  # at most one checkpoint redone
     summary = read_table(workdir / "results/summary.fits")
     assert len(summary) == 100 and (np.asarray(summary["flag"]) == 0).all()
+
+
+def _log_interval(log):
+    """A batch's (first, last) timestamp in its log (logs/batches/<batch>.log)."""
+    stamps = re.findall(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ", log.read_text(), re.M)
+    assert stamps, f"no timestamped lines in {log}"
+    return tuple(
+        datetime.strptime(x, "%Y-%m-%d %H:%M:%S,%f").timestamp() for x in (stamps[0], stamps[-1])
+    )
+
+
+def test_batches_run_side_by_side(slurm, tmp_path):
+    """Two 1-CPU batches of ~4.5 s each on the 2-CPU node, through the profile, with
+    the packing it gives gridfit's batches: their runs overlap. A packed group job
+    runs its batches one after another (plugin 2.8.0, jobstep 0.6.1: a blocking
+    srun per batch under --jobs 1), which fails this test."""
+    from test_resume import make_project
+
+    env, cpus = slurm
+    assert cpus >= 2, "side by side needs a node with 2 CPUs (STARBATCH_SLURM_CPUS)"
+    resources = {"runtime_setup_s": 0, "runtime_per_obs_s": 1, "mem_mb": 300}
+    workdir = make_project(tmp_path, n=6, pause=1.5, max_batch_size=3, analyses={"slow": resources})
+    # The slow batches join gridfit's group, so the profile's group-components
+    # for gridfit (the real analysis) decides whether they are packed. The
+    # target skips the summary and plots (seconds, and not under test).
+    snakemake(
+        workdir,
+        "results/slow/summary.fits",
+        *slurm_args(cpus),
+        "--groups",
+        "analyse_batch=batches_gridfit",
+        env=env,
+        timeout=600,
+    )
+    logs = sorted((workdir / "logs/batches").glob("*.log"))
+    assert len(logs) == 2, logs
+    (start_a, end_a), (start_b, end_b) = sorted(_log_interval(log) for log in logs)
+    shorter = min(end_a - start_a, end_b - start_b)
+    assert shorter >= 3, f"a batch ran {shorter:.1f} s, expected ~4.5 s: nothing to compare"
+    # Sequential runs overlap by nothing (the second starts after the first ends).
+    overlap = min(end_a, end_b) - max(start_a, start_b)
+    assert overlap >= shorter / 2, (
+        "the two batches ran one after another, not side by side: from 0.0 to "
+        f"{end_a - start_a:.1f} s and from {start_b - start_a:.1f} to {end_b - start_a:.1f} s "
+        f"(overlap {overlap:.1f} s); a packed group job runs its batches in sequence "
+        "(profiles/slurm: group-components)"
+    )
