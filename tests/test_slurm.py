@@ -58,7 +58,7 @@ def slurm(tmp_path_factory):
 
 
 # Per-analysis memory from the config (Analysis.resources, workflow/rules/resources.smk): small, so
-# a packed group fits a small CI machine, and distinct, to see it reach sbatch.
+# the jobs fit a small CI machine side by side, and distinct, to see it reach sbatch.
 MEM_MB = {"gridfit": 1000, "snr": 500}
 
 
@@ -102,7 +102,7 @@ def slurm_args(cpus: int) -> list[str]:
         # Poll soon after submitting (the plugin's default waits 40 s).
         "--slurm-init-seconds-before-status-checks",
         "2",
-        # A packed group may not be wider than the node.
+        # No job may ask for more CPUs than the node has.
         "--cores",
         str(cpus),
     ]
@@ -129,20 +129,22 @@ def _slurm_jobs(proc, env):
     return jobs
 
 
-def test_batches_ran_as_packed_slurm_jobs_with_their_resources(runs):
+def test_batches_ran_as_slurm_jobs_with_their_resources(runs):
     _, on_slurm, proc, env = runs
     manifest = pd.read_csv(on_slurm / "results/plan/manifest.tsv", sep="\t")
-    analyses = sorted(manifest["analysis"].unique())
     jobs = _slurm_jobs(proc, env)
-    # group-components packs each analysis's few batches into one job ...
-    assert len(manifest) > len(analyses)
-    assert sorted(job[0] for job in jobs) == [f"rule_batches_{a}_analyse_batch" for a in analyses]
+    # One SLURM job per batch (the profile packs none: see
+    # test_batches_run_side_by_side) ...
+    assert len(manifest) > len(manifest["analysis"].unique())
+    assert sorted(job[0] for job in jobs) == sorted(
+        f"rule_batches_{a}_analyse_batch" for a in manifest["analysis"]
+    )
     for comment, partition, state, cpus, mem in jobs:
         analysis = comment.removeprefix("rule_batches_").removesuffix("_analyse_batch")
-        # ... in the partition from the profile's knob, `cpus` one-thread batches
-        # side by side, each with its analysis's memory.
-        assert (partition, state) == (PARTITION, "COMPLETED"), comment
-        assert mem == cpus * MEM_MB[analysis], (comment, cpus, mem)
+        # ... in the partition from the profile's knob, with its analysis's one
+        # thread and memory.
+        assert (partition, state, cpus) == (PARTITION, "COMPLETED", 1), comment
+        assert mem == MEM_MB[analysis], (comment, mem)
     for batch in manifest["batch"]:
         assert (on_slurm / f"logs/batches/{batch}.log").stat().st_size > 0
 
