@@ -11,6 +11,7 @@ import csv
 import os
 import re
 import subprocess
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -57,7 +58,7 @@ def slurm(tmp_path_factory):
 
 
 # Per-analysis memory from the config (Analysis.resources, workflow/rules/resources.smk): small, so
-# a packed group fits a small CI machine, and distinct, to see it reach sbatch.
+# the jobs fit a small CI machine side by side, and distinct, to see it reach sbatch.
 MEM_MB = {"gridfit": 1000, "snr": 500}
 
 
@@ -101,7 +102,7 @@ def slurm_args(cpus: int) -> list[str]:
         # Poll soon after submitting (the plugin's default waits 40 s).
         "--slurm-init-seconds-before-status-checks",
         "2",
-        # A packed group may not be wider than the node.
+        # No job may ask for more CPUs than the node has.
         "--cores",
         str(cpus),
     ]
@@ -128,20 +129,22 @@ def _slurm_jobs(proc, env):
     return jobs
 
 
-def test_batches_ran_as_packed_slurm_jobs_with_their_resources(runs):
+def test_batches_ran_as_slurm_jobs_with_their_resources(runs):
     _, on_slurm, proc, env = runs
     manifest = pd.read_csv(on_slurm / "results/plan/manifest.tsv", sep="\t")
-    analyses = sorted(manifest["analysis"].unique())
     jobs = _slurm_jobs(proc, env)
-    # group-components packs each analysis's few batches into one job ...
-    assert len(manifest) > len(analyses)
-    assert sorted(job[0] for job in jobs) == [f"rule_batches_{a}_analyse_batch" for a in analyses]
+    # One SLURM job per batch (the profile packs none: see
+    # test_batches_run_side_by_side) ...
+    assert len(manifest) > len(manifest["analysis"].unique())
+    assert sorted(job[0] for job in jobs) == sorted(
+        f"rule_batches_{a}_analyse_batch" for a in manifest["analysis"]
+    )
     for comment, partition, state, cpus, mem in jobs:
         analysis = comment.removeprefix("rule_batches_").removesuffix("_analyse_batch")
-        # ... in the partition from the profile's knob, `cpus` one-thread batches
-        # side by side, each with its analysis's memory.
-        assert (partition, state) == (PARTITION, "COMPLETED"), comment
-        assert mem == cpus * MEM_MB[analysis], (comment, cpus, mem)
+        # ... in the partition from the profile's knob, with its analysis's one
+        # thread and memory.
+        assert (partition, state, cpus) == (PARTITION, "COMPLETED", 1), comment
+        assert mem == MEM_MB[analysis], (comment, mem)
     for batch in manifest["batch"]:
         assert (on_slurm / f"logs/batches/{batch}.log").stat().st_size > 0
 
@@ -194,3 +197,50 @@ def test_a_batch_that_hits_its_time_limit_resumes_in_the_retry(slurm, tmp_path):
     assert len(analysed(workdir)) <= 100 + 10  # at most one checkpoint redone
     summary = read_table(workdir / "results/summary.fits")
     assert len(summary) == 100 and (np.asarray(summary["flag"]) == 0).all()
+
+
+def _log_interval(log):
+    """A batch's (first, last) timestamp in its log (logs/batches/<batch>.log)."""
+    stamps = re.findall(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ", log.read_text(), re.M)
+    assert stamps, f"no timestamped lines in {log}"
+    return tuple(
+        datetime.strptime(x, "%Y-%m-%d %H:%M:%S,%f").timestamp() for x in (stamps[0], stamps[-1])
+    )
+
+
+def test_batches_run_side_by_side(slurm, tmp_path):
+    """Two 1-CPU batches of ~4.5 s each on the 2-CPU node, through the profile, with
+    the packing it gives gridfit's batches: their runs overlap. A packed group job
+    runs its batches one after another (plugin 2.8.0, jobstep 0.6.1: a blocking
+    srun per batch under --jobs 1), which fails this test."""
+    from test_resume import make_project
+
+    env, cpus = slurm
+    assert cpus >= 2, "side by side needs a node with 2 CPUs (STARBATCH_SLURM_CPUS)"
+    resources = {"runtime_setup_s": 0, "runtime_per_obs_s": 1, "mem_mb": 300}
+    workdir = make_project(tmp_path, n=6, pause=1.5, max_batch_size=3, analyses={"slow": resources})
+    # The slow batches join gridfit's group, so the profile's group-components
+    # for gridfit (the real analysis) decides whether they are packed. The
+    # target skips the summary and plots (seconds, and not under test).
+    snakemake(
+        workdir,
+        "results/slow/summary.fits",
+        *slurm_args(cpus),
+        "--groups",
+        "analyse_batch=batches_gridfit",
+        env=env,
+        timeout=600,
+    )
+    logs = sorted((workdir / "logs/batches").glob("*.log"))
+    assert len(logs) == 2, logs
+    (start_a, end_a), (start_b, end_b) = sorted(_log_interval(log) for log in logs)
+    shorter = min(end_a - start_a, end_b - start_b)
+    assert shorter >= 3, f"a batch ran {shorter:.1f} s, expected ~4.5 s: nothing to compare"
+    # Sequential runs overlap by nothing (the second starts after the first ends).
+    overlap = min(end_a, end_b) - max(start_a, start_b)
+    assert overlap >= shorter / 2, (
+        "the two batches ran one after another, not side by side: from 0.0 to "
+        f"{end_a - start_a:.1f} s and from {start_b - start_a:.1f} to {end_b - start_a:.1f} s "
+        f"(overlap {overlap:.1f} s); a packed group job runs its batches in sequence "
+        "(profiles/slurm: group-components)"
+    )
