@@ -173,8 +173,8 @@ class Measured:
     """Run a command; wall time, peak RSS of the largest process (getrusage of the
     children) and peak summed RSS of the whole process tree (sampled every 0.2 s)."""
 
-    def __init__(self, cmd: list[str], cwd: Path | None = None, log: Path | None = None):
-        self.cmd, self.cwd, self.log = cmd, cwd, log
+    def __init__(self, cmd: list[str], cwd: Path | None = None, log: Path | None = None, env=None):
+        self.cmd, self.cwd, self.log, self.env = cmd, cwd, log, env
         self.seconds = self.tree_peak_mb = 0.0
         self.stdout = ""
 
@@ -182,7 +182,7 @@ class Measured:
         out = open(self.log, "w") if self.log else subprocess.PIPE  # noqa: SIM115
         t0 = time.perf_counter()
         proc = subprocess.Popen(
-            self.cmd, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT, text=True
+            self.cmd, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT, text=True, env=self.env
         )
         peak = [0]
         done = threading.Event()
@@ -205,6 +205,17 @@ class Measured:
     def _sample(pid: int, peak: list, done: threading.Event) -> None:
         while not done.wait(0.2):
             peak[0] = max(peak[0], _tree_rss_kb(pid))
+
+
+# What Snakemake sets for every job (snakemake/shell.py) to its thread count: the
+# variants outside Snakemake get the same, one thread per process, so that no variant
+# oversubscribes the cores with BLAS threads.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "GOTO_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")  # fmt: skip
+
+
+def one_thread_env() -> dict[str, str]:
+    return {**os.environ, **dict.fromkeys(THREAD_VARIABLES, "1")}
 
 
 def children_peak_mb() -> float:

@@ -43,6 +43,7 @@ from _common import (
     fit_files,
     link_tree,
     machine,
+    one_thread_env,
     print_table,
     real_config,
     snakemake_cmd,
@@ -168,7 +169,7 @@ def run_worker(base, name, root, stars, batch_size, cores, kind) -> tuple[float,
     stars.to_csv(stars_csv, index=False)
     cmd = [sys.executable, __file__, "--worker", kind, str(workdir), str(root), str(stars_csv),
            str(batch_size), str(cores)]  # fmt: skip
-    m = Measured(cmd, cwd=workdir).run()
+    m = Measured(cmd, cwd=workdir, env=one_thread_env()).run()
     return m.seconds, json.loads(m.stdout.strip().splitlines()[-1])
 
 

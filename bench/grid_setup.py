@@ -6,6 +6,8 @@ spectrum batched vs one job per observation on it.
 
     .venv/bin/python bench/grid_setup.py [--grid large] [--n 16] [--workdir DIR] [--keep]
 
+With --keep, a later run with the same --workdir reuses the built grid.
+
 The last line printed is one JSON object with the figures and the ratios.
 """
 
@@ -115,9 +117,10 @@ def main() -> None:
         print(f"machine: {machine()}")
         path = workdir / f"{a.grid}.npz"
         t0 = time.perf_counter()
-        save_grid(path, build_grid(Emulator.load(EMULATOR), spec))
+        if not path.exists():  # a kept --workdir keeps its grid (the build takes minutes)
+            save_grid(path, build_grid(Emulator.load(EMULATOR), spec))
         size_mb = path.stat().st_size / 2**20
-        print(f"grid {a.grid}: {spec.shape} nodes, {size_mb:,.0f} MB, built in "
+        print(f"grid {a.grid}: {spec.shape} nodes, {size_mb:,.0f} MB, built or found in "
               f"{time.perf_counter() - t0:.0f} s (not counted)", flush=True)  # fmt: skip
 
         evict(path)
