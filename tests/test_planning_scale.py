@@ -41,7 +41,9 @@ def test_column_wise_key_parsing_equals_parse_keys(product, rows):
     frame = key_frame(product, rows)
     keys, paths, problems = _parse_key_combos(product, frame)
     assert not problems
-    assert _parse_key_columns(product, frame) == (keys, paths)
+    fast_keys, fast_paths = _parse_key_columns(product, frame)
+    assert {k: list(v) for k, v in fast_keys.items()} == keys
+    assert fast_paths.to_pylist() == paths
 
 
 @pytest.mark.parametrize(

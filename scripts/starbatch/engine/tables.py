@@ -13,9 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv
 import yaml
 
+from . import columns as colwise
 from .analysis import Analysis
 from .identifiers import ObservationKeyError
 from .params import canonical, is_blank
@@ -54,6 +58,48 @@ def read_csv_table(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise TableError([f"{path}: file not found"])
+    raw = _read_clean_csv(path)
+    if raw is None:
+        raw = _read_csv_exactly(path)
+    raw.insert(0, "source", str(path))
+    return raw
+
+
+# What pyarrow's CSV reader would read differently from pandas' with skipinitialspace
+# and comments (or what moves line numbers): such a file takes the exact path.
+_NOT_CLEAN = (b"#", b'"', b"\r", b"\t", b", ", b"\n\n", b"\n ")
+
+
+def _read_clean_csv(path: Path) -> pd.DataFrame | None:
+    """A clean file (no comments, blank lines, quotes or spaces after separators; every
+    row complete) read by pyarrow, ~10x faster than pandas; None if it is not clean."""
+    try:
+        data = path.read_bytes()
+        header = _header_names(path)
+    except OSError:
+        return None
+    if not header or len(set(header)) < len(header) or "" in header:
+        return None
+    if data.startswith((b"\n", b" ")) or any(mark in data for mark in _NOT_CLEAN):
+        return None
+    try:
+        table = pyarrow.csv.read_csv(
+            pa.py_buffer(data),
+            read_options=pyarrow.csv.ReadOptions(skip_rows=1, column_names=header),
+            convert_options=pyarrow.csv.ConvertOptions(
+                column_types=dict.fromkeys(header, pa.string())
+            ),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return None  # the exact path says what is wrong, with the line
+    if table.num_rows == 0:
+        return None
+    raw = table.to_pandas()
+    raw.insert(0, "line", range(2, len(raw) + 2))
+    return raw
+
+
+def _read_csv_exactly(path: Path) -> pd.DataFrame:
     try:
         raw = pd.read_csv(
             path, dtype=str, keep_default_na=False, skipinitialspace=True, comment="#"
@@ -72,7 +118,6 @@ def read_csv_table(path: str | Path) -> pd.DataFrame:
         raise TableError([f"{path} line 1: duplicated or empty column names {dupes or ''}"])
     # pandas skips comment and blank lines, so count data lines ourselves.
     raw.insert(0, "line", _data_line_numbers(path, len(raw)))
-    raw.insert(0, "source", str(path))
     return raw
 
 
@@ -212,35 +257,35 @@ def _parse_analysis_rows(rows: pd.DataFrame, cls: type[Analysis], data_columns: 
         # object dtype: integer keys (mjd, fiber) must stay integers when analyses of
         # other products leave the column empty and pd.concat fills it with NaN.
         out[name] = pd.Series(list(keys[name]), index=rows.index, dtype=object)
-    out["path"] = paths
+    out["path"] = pd.Series(paths, index=rows.index, dtype="str")
 
     # Task parameters: parse each distinct raw value once.
-    significant = []
+    significant = []  # (codes, "|name=canonical" per distinct value)
     for name, param in params.items():
         column = rows[name] if name in rows.columns else pd.Series("", index=rows.index)
-        values = {}
-        for raw_value in column.unique():
+        codes, raws = colwise.factorize(column)
+        values = []
+        for i, raw_value in enumerate(raws):
             try:
-                values[raw_value] = param.parse(raw_value)
+                values.append(param.parse(raw_value))
             except ValueError as exc:
-                problems.append((column.index[column == raw_value][0], name, str(exc)))
+                problems.append((column.index[np.argmax(codes == i)], name, str(exc)))
         if problems:
             continue
-        out[name] = column.map(values).astype(object)
+        out[name] = colwise.expand((codes, values))
         if param.significant:
-            # canonical() once per distinct value, not once per row.
-            terms = {raw: f"|{name}={canonical(value)}" for raw, value in values.items()}
-            significant.append(column.map(terms).to_numpy(dtype=object))
+            significant.append((codes, [f"|{name}={canonical(v)}" for v in values]))
     if problems:
         return out, problems
 
-    # Joined row by row in one pass (a pandas string sum makes a pass per term).
-    rows_terms = zip(*significant, strict=True) if significant else [()] * len(rows)
-    group = pd.Series([cls.name + "".join(t) for t in rows_terms], index=rows.index)
-    out["group"] = group
+    # The group of each distinct combination of significant values, made once.
+    codes = colwise.combine([c for c, _ in significant], len(rows))
+    firsts = colwise.first_rows(codes)
+    names = [cls.name + "".join(terms[c[r]] for c, terms in significant) for r in firsts]
+    out["group"] = pd.Series(colwise.expand((codes, names)), index=rows.index, dtype="str")
     # Parameters that name model files (e.g. a grid) become paths: check them here,
     # with line and column, not when the plan is being written.
-    for idx in group.drop_duplicates().index:
+    for idx in rows.index[firsts]:
         try:
             cls.model_files({name: out.at[idx, name] for name in params})
         except ValueError as exc:
@@ -281,12 +326,9 @@ def _parse_key_columns(product: DataProduct, key_frame: pd.DataFrame):
 def _duplicates(frame: pd.DataFrame, raw: pd.DataFrame, where) -> list[str]:
     """Two rows asking for the same analysis of the same observation with the
     same parameters would produce two identical results: almost always a mistake."""
-    columns = [c for c in frame.columns if c not in ("source", "line", "analysis")]
-    # A cheap superset of the duplicates first: rows of one group share their column
-    # types, so str() equality there is canonical() equality. The exact check (the
-    # joined canonical strings) then runs on those few candidate rows only.
-    candidates = frame[columns].astype(str).duplicated(keep=False)
-    frame = frame[candidates]
+    # Rows with the same group and path are a superset of the duplicates, and few: the
+    # exact check (the joined canonical strings) runs on those candidate rows only.
+    frame = frame[frame.duplicated(["group", "path"], keep=False)]
     ident = frame["group"] + "|" + frame["path"]
     for col in frame.columns:
         if col not in ("source", "line", "analysis", "path", "group"):
