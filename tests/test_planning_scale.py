@@ -11,7 +11,7 @@ import pytest
 
 from starbatch.engine.manifest import format_manifest, manifest_analyses, manifest_batches
 from starbatch.engine.manifest import jsonable as _jsonable
-from starbatch.engine.planning import Plan, assign_batches, batch_documents
+from starbatch.engine.planning import Plan, assign_batches, batch_plans, batch_texts
 from starbatch.engine.tables import _parse_key_columns, _parse_key_combos
 from starbatch.sdss.products import APSTAR, APVISIT
 
@@ -64,7 +64,7 @@ def test_any_bad_cell_sends_parsing_to_the_exact_per_combination_path(bad):
 
 
 def reference_documents(plan, registry):
-    """The per-row (iterrows) version batch_documents replaced."""
+    """The per-row (iterrows) documents that batch_texts writes column-wise."""
     docs = {}
     for batch, rows in plan.batches.groupby("batch", sort=False):
         cls = registry[rows["analysis"].iloc[0]]
@@ -103,12 +103,15 @@ def test_batch_documents_equal_the_per_row_version(tmp_path, registry):
     table.write_text("\n".join(lines) + "\n")
     frame = load_tasks(table, registry=registry).frame
     plan = Plan(batches=frame.assign(batch=assign_batches(frame, 3)), skipped=frame[:0])
-    ours, reference = batch_documents(plan, registry), reference_documents(plan, registry)
-    assert list(ours) == list(reference)
-    for batch in ours:  # byte-identical plan files: no batch reruns after the change
-        assert json.dumps(ours[batch], indent=1, sort_keys=True) == json.dumps(
-            reference[batch], indent=1, sort_keys=True
-        )
+    plans = batch_plans(plan, registry)
+    reference = reference_documents(plan, registry)
+    assert [b.batch for b in plans] == list(reference)
+    texts = list(batch_texts(plan, plans, registry))
+    assert len(texts) == len(reference)
+    for b, text in texts:  # byte-identical plan files: no batch reruns after the change
+        settings = reference[b.batch].pop("settings")
+        assert text == json.dumps(reference[b.batch], indent=1, sort_keys=True) + "\n"
+        assert b.settings == settings
 
 
 def test_manifest_index_follows_the_file(tmp_path):

@@ -17,6 +17,9 @@ Column = tuple[np.ndarray, list]  # (code per row, the values the codes index)
 
 def factorize(cells: Sequence) -> Column:
     """Codes into the distinct cells, in order of first appearance."""
+    if isinstance(cells, pd.Series) and cells.dtype == "str" and not cells.hasnans:
+        codes, uniques = cells.factorize()  # arrow's, without a Python object per row
+        return codes, uniques.tolist()
     codes, uniques = pd.factorize(np.asarray(cells, dtype=object), use_na_sentinel=False)
     return codes, list(uniques)
 
@@ -50,14 +53,58 @@ def rows_where(column: Column, test: Callable[[Any], bool]) -> np.ndarray:
 
 def starting_or_containing(strings: pa.Array, prefix: str, part: str) -> list[str]:
     """The strings that start with ``prefix`` or contain ``part``."""
-    hit = pc.or_(pc.starts_with(strings, prefix), pc.match_substring(strings, part))
+    hit = pc.starts_with(strings, prefix)
+    if not only_bytes(strings, b"", part.encode()):  # one scan of the buffer first
+        hit = pc.or_(hit, pc.match_substring(strings, part))
     return strings.filter(hit).to_pylist()
+
+
+PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
+
+
+def only_bytes(strings: pa.Array, allowed: bytes, without: bytes = b"") -> bool:
+    """Whether every string holds only bytes from ``allowed`` (all if empty) and never
+    ``without``: one scan of the data buffer (of a slice, the whole buffer: a false
+    "no" only costs the caller its slow path)."""
+    buffer = strings.buffers()[-1]
+    data = b"" if buffer is None else buffer.to_pybytes()
+    if without and without in data:
+        return False
+    return not allowed or not data.translate(None, allowed)
+
+
+def trim(strings: pa.Array) -> pa.Array:
+    return pc.utf8_trim_whitespace(strings)
+
+
+def non_empty(strings: pa.Array) -> pa.Array:
+    return pc.not_equal(pc.utf8_length(strings), 0)
+
+
+def any_contains(strings: pa.Array, part: str) -> bool:
+    return bool(pc.any(pc.match_substring(strings, part)).as_py())
+
+
+def all_match(strings: pa.Array, pattern: str) -> bool:
+    """Whether every string matches the (RE2) ``pattern`` as a whole."""
+    return pc.all(pc.match_substring_regex(strings, f"^(?:{pattern})$")).as_py() is not False
+
+
+def text_array(values: Sequence) -> pa.Array | None:
+    """``values`` as an arrow string array, or None if they are not all strings."""
+    try:
+        array = pa.array(values, pa.large_string())
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+    return None if array.null_count else array
 
 
 def strings(column: Column, text: Callable[[Any], str]) -> pa.Array:
     """``text(value)`` per row as an arrow string array, calling ``text`` once per value."""
     codes, values = column
-    return pa.array([text(v) for v in values], pa.large_string()).take(pa.array(codes))
+    plain = text is str and all(type(v) is str for v in values)  # str() would change nothing
+    texts = values if plain else [text(v) for v in values]
+    return pa.array(texts, pa.large_string()).take(pa.array(codes))
 
 
 def concat(pieces: Sequence[pa.Array | str], n: int) -> pa.Array:

@@ -12,7 +12,7 @@ from pathlib import Path
 from string import Formatter
 from typing import Any
 
-from .identifiers import ObservationKeyError, check_identifier
+from .identifiers import IDENTIFIER_PATTERN, ObservationKeyError, check_identifier
 from .params import Parameter
 
 
@@ -82,7 +82,8 @@ class DataProduct:
         keys = {}
         for p in self.keys:
             codes, cells_seen = col.factorize(cells[p.name])
-            keys[p.name] = (codes, [self.parse_key(p, c) for c in cells_seen])
+            values = self._parse_plain_keys(p, cells_seen)
+            keys[p.name] = (codes, values or [self.parse_key(p, c) for c in cells_seen])
         for name in self.derived:
             codes, values = keys[name]
             blank = col.rows_where(keys[name], lambda v: v is None)
@@ -96,13 +97,38 @@ class DataProduct:
         pieces = []
         for literal, name, spec, conversion in Formatter().parse(self.template):
             pieces += [literal] if literal else []
-            if name is not None:
+            if name is not None and (spec or conversion):
                 text = partial(_format_field, spec=spec, conversion=conversion)
                 pieces.append(col.strings(fields[name], text))
+            elif name is not None:
+                pieces.append(col.strings(fields[name], str))
         paths = col.concat(pieces, len(next(iter(keys.values()))[0]))
         for path in col.starting_or_containing(paths, "/", ".."):
             _check_path(path)
         return {name: col.expand(column) for name, column in keys.items()}, paths
+
+    def _parse_plain_keys(self, p: Parameter, cells: list) -> list | None:
+        """parse_key of every cell of a string key, by arrow, when each is plain ASCII
+        and a safe identifier or blank with a default (nearly always); else None."""
+        from . import columns as col
+
+        strings = col.text_array(cells)
+        if p.type is not str or p.choices or not cells or strings is None:
+            return None
+        if not col.only_bytes(strings, col.PRINTABLE_ASCII):
+            return None  # str.strip() and arrow's trim agree on printable ASCII only
+        values = col.trim(strings)
+        filled = values.filter(col.non_empty(values))
+        if not col.all_match(filled, IDENTIFIER_PATTERN) or col.any_contains(filled, ".."):
+            return None  # check_identifier says which and why
+        values = values.to_pylist()
+        if len(filled) < len(values):
+            try:
+                default = self.parse_key(p, "")
+            except ValueError:
+                return None
+            values = [v if v else default for v in values]
+        return values
 
     def relative_path(self, keys: Mapping[str, Any]) -> str:
         fields = {**keys, **{name: f(keys) for name, f in self.computed.items()}}
