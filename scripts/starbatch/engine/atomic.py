@@ -29,8 +29,9 @@ def atomic_path(path: str | Path):
     try:
         yield tmp
         os.replace(tmp, path)
-    finally:
+    except BaseException:  # after a rename there is nothing to remove (a syscall per file)
         tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:

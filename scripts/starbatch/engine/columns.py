@@ -116,6 +116,12 @@ def concat(pieces: Sequence[pa.Array | str], n: int) -> pa.Array:
     return pc.binary_join_element_wise(*pieces, pa.scalar("", text))
 
 
+def release_memory() -> None:
+    """Hand arrow's freed temporaries back to the system: its allocator keeps them for
+    reuse, hundreds of MB after a million-row step, which would count as our memory."""
+    pa.default_memory_pool().release_unused()
+
+
 class _Reads(Mapping):
     """One row's values that notes which of them a function reads."""
 

@@ -89,6 +89,7 @@ def make_plan(tasks: TaskTable, root: Path, max_batch_size: int | Mapping[str, i
     skipped["reason"] = [f"file not found: {root}/{p}" for p in skipped["path"]]
     present = frame[~missing].copy()
     present["batch"] = assign_batches(present, max_batch_size)
+    colwise.release_memory()
     return Plan(batches=present, skipped=skipped)
 
 
@@ -171,6 +172,8 @@ def batch_texts(
             rows = frame.iloc[np.concatenate([b.rows for b in chunk])]
             texts = member_texts({name: rows[name] for name in rows.columns}, layout)
             members = joined_members(texts, [len(b.rows) for b in chunk])
+            del texts
+            colwise.release_memory()
             for b, text in zip(chunk, members, strict=True):
                 yield b, plan_text(b.batch, b.analysis, b.params, text)
 

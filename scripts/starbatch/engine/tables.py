@@ -211,24 +211,49 @@ def validate(raw: pd.DataFrame, registry: Mapping[str, type[Analysis]]) -> TaskT
         )
 
     parts = []
+    keys = _keys_by_product(raw, analyses, registry)
     for name, rows in raw.groupby(analyses, sort=False).groups.items():
         if name not in registry:
             continue
-        part, part_problems = _parse_analysis_rows(raw.loc[rows], registry[name], data_columns)
+        cls = registry[name]
+        shared = keys.get(cls.product.name)
+        part, part_problems = _parse_analysis_rows(raw.loc[rows], cls, data_columns, shared)
         problems += [f"{where(i)}, column {c!r}: {m}" for i, c, m in part_problems]
         parts.append(part)
     if problems:
         raise TableError(problems)
 
-    frame = pd.concat(parts).sort_index()
+    frame = pd.concat(parts)
+    parts.clear()  # a million rows: free the parts before the sorted copy is made
+    frame = frame.sort_index()
     problems += _duplicates(frame, raw, where)
     if problems:
         raise TableError(problems)
+    colwise.release_memory()
     return TaskTable(frame)
 
 
-def _parse_analysis_rows(rows: pd.DataFrame, cls: type[Analysis], data_columns: list[str]):
-    """Parse one analysis's rows; returns (frame, [(index, column, message)])."""
+def _keys_by_product(raw: pd.DataFrame, analyses: pd.Series, registry) -> dict:
+    """{product name: (row index, keys, paths)}: the keys of every row of each product
+    parsed column-wise at once (a star two analyses read is parsed once); None for a
+    product with a bad cell, whose analyses then parse combination by combination."""
+    out = {}
+    for product in {cls.product.name: cls.product for cls in registry.values()}.values():
+        names = [name for name, cls in registry.items() if cls.product.name == product.name]
+        index = raw.index[analyses.isin(names)]
+        if len(index):
+            columns = [c for c in product.key_names if c in raw.columns]
+            key_frame = raw.loc[index, columns].reindex(columns=product.key_names, fill_value="")
+            fast = _parse_key_columns(product, key_frame)
+            out[product.name] = fast and (index, *fast)
+    return out
+
+
+def _parse_analysis_rows(
+    rows: pd.DataFrame, cls: type[Analysis], data_columns: list[str], shared: tuple | None
+):
+    """Parse one analysis's rows; returns (frame, [(index, column, message)]).
+    ``shared``: its product's keys (_keys_by_product), None to parse them exactly."""
     problems = []
     product = cls.product
     params = {p.name: p for p in cls.all_parameters()}
@@ -248,9 +273,13 @@ def _parse_analysis_rows(rows: pd.DataFrame, cls: type[Analysis], data_columns: 
 
     # Observation keys: column by column when every cell is good (fast), else
     # combination by combination, which reports each bad row exactly.
-    key_frame = rows.reindex(columns=list(key_names), fill_value="")
-    fast = _parse_key_columns(product, key_frame)
-    keys, paths, key_problems = (*fast, []) if fast else _parse_key_combos(product, key_frame)
+    if shared:
+        positions = shared[0].get_indexer(rows.index)
+        keys = {name: values[positions] for name, values in shared[1].items()}
+        paths, key_problems = shared[2].take(pa.array(positions)), []
+    else:
+        key_frame = rows.reindex(columns=list(key_names), fill_value="")
+        keys, paths, key_problems = _parse_key_combos(product, key_frame)
     if key_problems:
         return out, problems + key_problems
     for name in key_names:
