@@ -114,6 +114,29 @@ def test_batch_documents_equal_the_per_row_version(tmp_path, registry):
         assert b.settings == settings
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\ufeff" + "analysis,telescope,field,obj\n" + "snr,apo25m,f,o1\nsnr,apo25m,f,o2\n",
+        "analysis, telescope,field,obj\n\n# a comment\nsnr, apo25m,f,o1\nsnr,apo25m,f,o2\n",
+    ],
+)
+def test_clean_and_exact_csv_readers_agree_on_what_they_both_read(tmp_path, text):
+    from starbatch.engine.tables import _read_clean_csv, _read_csv_exactly
+
+    clean, messy = tmp_path / "clean.csv", tmp_path / "messy.csv"
+    clean.write_text("analysis,telescope,field,obj\nsnr,apo25m,f,o1\nsnr,apo25m,f,o2\n")
+    messy.write_text(text, encoding="utf-8")
+    assert _read_clean_csv(messy) is None  # the exact reader's line numbers and messages
+    fast = _read_clean_csv(clean)
+    exact = _read_csv_exactly(messy)
+    assert list(fast.columns) == list(exact.columns)
+    assert (
+        fast.drop(columns="line").astype(object).equals(exact.drop(columns="line").astype(object))
+    )
+    assert list(fast["line"]) == [2, 3]
+
+
 def test_manifest_index_follows_the_file(tmp_path):
     path = tmp_path / "manifest.tsv"
     path.write_text(format_manifest([("snr-0-0000", "snr", 3, []), ("a-0-0000", "a", 1, ["m"])]))

@@ -80,7 +80,8 @@ def _read_clean_csv(path: Path) -> pd.DataFrame | None:
         return None
     if not header or len(set(header)) < len(header) or "" in header:
         return None
-    if data.startswith((b"\n", b" ")) or any(mark in data for mark in _NOT_CLEAN):
+    # A byte-order mark: pandas drops it, the header names read here would keep it.
+    if data.startswith((b"\n", b" ", b"\xef\xbb\xbf")) or any(m in data for m in _NOT_CLEAN):
         return None
     try:
         table = pyarrow.csv.read_csv(
