@@ -62,7 +62,7 @@ def assign_batches(frame: pd.DataFrame, max_batch_size: int | Mapping[str, int])
         f"{analysis_names[analyses[r]]}-{group_hash(group_names[groups[r]])}-{chunk[r]:04d}"
         for r in colwise.first_rows(batches)
     ]
-    return pd.Series(colwise.expand((batches, ids)), index=frame.index, dtype="str")
+    return pd.Series(colwise.strings((batches, ids), str), index=frame.index, dtype="str")
 
 
 def find_missing(paths: pd.Series, root: Path) -> pd.Series:

@@ -312,7 +312,7 @@ def _parse_analysis_rows(
     codes = colwise.combine([c for c, _ in significant], len(rows))
     firsts = colwise.first_rows(codes)
     names = [cls.name + "".join(terms[c[r]] for c, terms in significant) for r in firsts]
-    out["group"] = pd.Series(colwise.expand((codes, names)), index=rows.index, dtype="str")
+    out["group"] = pd.Series(colwise.strings((codes, names), str), index=rows.index, dtype="str")
     # Parameters that name model files (e.g. a grid) become paths: check them here,
     # with line and column, not when the plan is being written.
     for idx in rows.index[firsts]:
