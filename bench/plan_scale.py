@@ -9,7 +9,7 @@ floor, measured in the same run, is reading the table with pyarrow's CSV reader 
 listing the directories it points into; the last line printed is one JSON object with
 the figures and the ratios to the floor.
 
-    .venv/bin/python bench/plan_scale.py [--rows 1000000] [--workdir DIR] [--keep]
+    .venv/bin/python bench/plan_scale.py [--rows 1000000] [--workdir DIR] [--keep] [--reuse]
 """
 
 from __future__ import annotations
@@ -31,14 +31,17 @@ BATCH_SIZES = {"gridfit": 100, "snr": 1000}  # the shipped config/config.yaml
 MISSING_EVERY = 1000
 
 
-def generate(workdir: Path, rows: int) -> tuple[Path, Path]:
+def generate(workdir: Path, rows: int, reuse: bool = False) -> tuple[Path, Path]:
+    root, table = workdir / "sas", workdir / "observations.csv"
+    done = workdir / f".generated-{rows}"  # written last: an interrupted run is redone
+    if reuse and done.exists():
+        return table, root
     stars = star_names(rows // len(ANALYSES))
-    root = workdir / "sas"
     pool = write_pool(workdir / "pool", 32)  # ext4 allows 65,000 links per file
     present = stars[stars.index % MISSING_EVERY != MISSING_EVERY - 1]
     link_tree(root, present, pool)
-    table = workdir / "observations.csv"
     task_table(stars, ANALYSES).to_csv(table, index=False)
+    done.touch()
     return table, root
 
 
@@ -107,6 +110,9 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, help="default: a temporary directory")
     ap.add_argument("--keep", action="store_true", help="keep the generated data")
     ap.add_argument(
+        "--reuse", action="store_true", help="reuse the data a --keep run left in --workdir"
+    )
+    ap.add_argument(
         "--measure", nargs=3, metavar=("TABLE", "ROOT", "PLAN_DIR"), help=argparse.SUPPRESS
     )
     a = ap.parse_args()
@@ -123,12 +129,13 @@ def main() -> None:
     try:
         print(f"machine: {machine()}")
         t0 = time.perf_counter()
-        table, root = generate(workdir, a.rows)
+        table, root = generate(workdir, a.rows, a.reuse)
         print(
             f"generated {a.rows:,} rows and their files in {time.perf_counter() - t0:.0f} s "
             f"under {workdir}"
         )
         plan_dir = workdir / "plan"
+        shutil.rmtree(plan_dir, ignore_errors=True)  # the first plan starts from nothing
         floor = run_child(table, root, None)
         print(f"floor (pyarrow CSV read + directory listings): {floor['floor_s']:.1f} s")
         first = run_child(table, root, plan_dir)

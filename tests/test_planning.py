@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -201,7 +202,7 @@ def test_plan_skips_missing_files_and_rewrites_only_changed_plans(tmp_path, regi
 
 
 def test_mixed_products_keep_integer_keys(tmp_path, registry):
-    from starbatch.engine.planning import Plan, batch_documents
+    from starbatch.engine.planning import Plan, batch_plans, batch_texts
 
     text = (
         "analysis,apred,telescope,field,obj,plate,mjd,fiber\n"
@@ -210,8 +211,11 @@ def test_mixed_products_keep_integer_keys(tmp_path, registry):
     )
     frame = load_tasks(write(tmp_path, text), registry=registry).frame
     frame = frame.assign(batch=assign_batches(frame, 10))
-    docs = batch_documents(Plan(batches=frame, skipped=frame[:0]), registry)
-    visit = next(d for d in docs.values() if d["analysis"] == "gridfit_visit")
+    plan = Plan(batches=frame, skipped=frame[:0])
+    docs = [
+        json.loads(text) for _, text in batch_texts(plan, batch_plans(plan, registry), registry)
+    ]
+    visit = next(d for d in docs if d["analysis"] == "gridfit_visit")
     keys = visit["members"][0]["keys"]
     assert keys["mjd"] == 55844 and isinstance(keys["mjd"], int)
     assert keys["fiber"] == 128 and isinstance(keys["fiber"], int)

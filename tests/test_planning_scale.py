@@ -11,7 +11,7 @@ import pytest
 
 from starbatch.engine.manifest import format_manifest, manifest_analyses, manifest_batches
 from starbatch.engine.manifest import jsonable as _jsonable
-from starbatch.engine.planning import Plan, assign_batches, batch_documents
+from starbatch.engine.planning import Plan, assign_batches, batch_plans, batch_texts
 from starbatch.engine.tables import _parse_key_columns, _parse_key_combos
 from starbatch.sdss.products import APSTAR, APVISIT
 
@@ -41,7 +41,9 @@ def test_column_wise_key_parsing_equals_parse_keys(product, rows):
     frame = key_frame(product, rows)
     keys, paths, problems = _parse_key_combos(product, frame)
     assert not problems
-    assert _parse_key_columns(product, frame) == (keys, paths)
+    fast_keys, fast_paths = _parse_key_columns(product, frame)
+    assert {k: list(v) for k, v in fast_keys.items()} == keys
+    assert fast_paths.to_pylist() == paths
 
 
 @pytest.mark.parametrize(
@@ -62,7 +64,7 @@ def test_any_bad_cell_sends_parsing_to_the_exact_per_combination_path(bad):
 
 
 def reference_documents(plan, registry):
-    """The per-row (iterrows) version batch_documents replaced."""
+    """The per-row (iterrows) documents that batch_texts writes column-wise."""
     docs = {}
     for batch, rows in plan.batches.groupby("batch", sort=False):
         cls = registry[rows["analysis"].iloc[0]]
@@ -101,12 +103,38 @@ def test_batch_documents_equal_the_per_row_version(tmp_path, registry):
     table.write_text("\n".join(lines) + "\n")
     frame = load_tasks(table, registry=registry).frame
     plan = Plan(batches=frame.assign(batch=assign_batches(frame, 3)), skipped=frame[:0])
-    ours, reference = batch_documents(plan, registry), reference_documents(plan, registry)
-    assert list(ours) == list(reference)
-    for batch in ours:  # byte-identical plan files: no batch reruns after the change
-        assert json.dumps(ours[batch], indent=1, sort_keys=True) == json.dumps(
-            reference[batch], indent=1, sort_keys=True
-        )
+    plans = batch_plans(plan, registry)
+    reference = reference_documents(plan, registry)
+    assert [b.batch for b in plans] == list(reference)
+    texts = list(batch_texts(plan, plans, registry))
+    assert len(texts) == len(reference)
+    for b, text in texts:  # byte-identical plan files: no batch reruns after the change
+        settings = reference[b.batch].pop("settings")
+        assert text == json.dumps(reference[b.batch], indent=1, sort_keys=True) + "\n"
+        assert b.settings == settings
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\ufeff" + "analysis,telescope,field,obj\n" + "snr,apo25m,f,o1\nsnr,apo25m,f,o2\n",
+        "analysis, telescope,field,obj\n\n# a comment\nsnr, apo25m,f,o1\nsnr,apo25m,f,o2\n",
+    ],
+)
+def test_clean_and_exact_csv_readers_agree_on_what_they_both_read(tmp_path, text):
+    from starbatch.engine.tables import _read_clean_csv, _read_csv_exactly
+
+    clean, messy = tmp_path / "clean.csv", tmp_path / "messy.csv"
+    clean.write_text("analysis,telescope,field,obj\nsnr,apo25m,f,o1\nsnr,apo25m,f,o2\n")
+    messy.write_text(text, encoding="utf-8")
+    assert _read_clean_csv(messy) is None  # the exact reader's line numbers and messages
+    fast = _read_clean_csv(clean)
+    exact = _read_csv_exactly(messy)
+    assert list(fast.columns) == list(exact.columns)
+    assert (
+        fast.drop(columns="line").astype(object).equals(exact.drop(columns="line").astype(object))
+    )
+    assert list(fast["line"]) == [2, 3]
 
 
 def test_manifest_index_follows_the_file(tmp_path):

@@ -29,8 +29,9 @@ def atomic_path(path: str | Path):
     try:
         yield tmp
         os.replace(tmp, path)
-    finally:
+    except BaseException:  # after a rename there is nothing to remove (a syscall per file)
         tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
@@ -41,14 +42,15 @@ def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
 def write_text_if_changed(path: str | Path, text: str) -> bool:
     """Write only if the content differs, keeping the mtime of unchanged files
     (Snakemake's mtime trigger would otherwise rerun everything downstream)."""
-    path = Path(path)
+    data = text.encode()
     try:
-        if path.read_text() == text:
-            return False
-    except (OSError, UnicodeDecodeError):
+        with open(path, "rb") as fh:  # bytes, not text: no decoding of a large plan
+            if fh.read() == data:
+                return False
+    except OSError:
         pass
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_bytes(data)
     return True
 
 

@@ -13,16 +13,20 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from . import columns as colwise
 from .analysis import Analysis
 from .atomic import write_text_if_changed
 from .manifest import format_manifest, jsonable, settings_path
+from .plantext import MEMBER_FIELDS, joined_members, member_layout, member_texts, plan_text
 from .tables import TableError, TaskTable, load_tasks
 
 log = logging.getLogger("starbatch")
@@ -48,29 +52,34 @@ def assign_batches(frame: pd.DataFrame, max_batch_size: int | Mapping[str, int])
 
     if frame.empty:  # every file missing: nothing to batch (and pandas' empty dtypes)
         return pd.Series([], index=frame.index, dtype=object)
-    order = frame.groupby("group", sort=False).cumcount()
-    sizes = frame["analysis"].map(limit)
-    chunk = order // sizes
-    prefix = frame["analysis"] + "-" + frame["group"].map(group_hash)
-    return prefix + "-" + chunk.map("{:04d}".format)
+    groups, group_names = colwise.factorize(frame["group"])
+    analyses, analysis_names = colwise.factorize(frame["analysis"])
+    order = pd.Series(groups).groupby(groups).cumcount().to_numpy()
+    chunk = order // np.array([limit(a) for a in analysis_names])[analyses]
+    # The ID of each distinct (group, chunk), made once.
+    batches = colwise.combine([groups, chunk], len(frame))
+    ids = [
+        f"{analysis_names[analyses[r]]}-{group_hash(group_names[groups[r]])}-{chunk[r]:04d}"
+        for r in colwise.first_rows(batches)
+    ]
+    return pd.Series(colwise.strings((batches, ids), str), index=frame.index, dtype="str")
 
 
 def find_missing(paths: pd.Series, root: Path) -> pd.Series:
     """True where the file does not exist. Lists each directory once rather
     than stat-ing every file: a million files in a few thousand directories."""
-    listings: dict[str, set[str] | None] = {}
-
-    def exists(rel: str) -> bool:
-        directory, _, name = rel.rpartition("/")
-        if directory not in listings:
-            try:
-                listings[directory] = set(os.listdir(root / directory))
-            except OSError:
-                listings[directory] = None
-        names = listings[directory]
-        return names is not None and name in names
-
-    return ~paths.map(exists).astype(bool)
+    paths_ = pa.array(paths, pa.large_string())
+    directories = pc.replace_substring_regex(paths_, r"(^|/)[^/]*$", "")
+    existing = []
+    for directory in pc.unique(directories).to_pylist():
+        try:
+            names = os.listdir(root / directory)
+        except OSError:
+            continue
+        prefix = f"{directory}/" if directory else ""
+        existing += [prefix + name for name in names]
+    found = pc.is_in(paths_, value_set=pa.array(existing, pa.large_string()))
+    return pd.Series(~found.to_numpy(zero_copy_only=False), index=paths.index)
 
 
 def make_plan(tasks: TaskTable, root: Path, max_batch_size: int | Mapping[str, int]) -> Plan:
@@ -80,6 +89,7 @@ def make_plan(tasks: TaskTable, root: Path, max_batch_size: int | Mapping[str, i
     skipped["reason"] = [f"file not found: {root}/{p}" for p in skipped["path"]]
     present = frame[~missing].copy()
     present["batch"] = assign_batches(present, max_batch_size)
+    colwise.release_memory()
     return Plan(batches=present, skipped=skipped)
 
 
@@ -109,57 +119,76 @@ def check_model_files(
         raise TableError(problems)
 
 
-def batch_documents(plan: Plan, registry: Mapping[str, type[Analysis]]) -> dict[str, dict]:
-    """The JSON-able member list of each batch (what the batch job reads)."""
+@dataclass
+class BatchPlan:
+    """One batch as the manifest and its plan files describe it."""
+
+    batch: str
+    analysis: str
+    params: dict  # the significant parameters
+    # Insignificant parameters take the first member's value (table order); they go to
+    # a file of their own (settings_path), so changing them reruns nothing.
+    settings: dict
+    rows: np.ndarray  # the members' positions in Plan.batches, in table order
+
+    @property
+    def values(self) -> dict:
+        return {**self.params, **self.settings}
+
+
+def batch_plans(plan: Plan, registry: Mapping[str, type[Analysis]]) -> list[BatchPlan]:
+    """Every batch, in order of first appearance in the table."""
     frame = plan.batches
-    columns: dict[str, list] = {}
-
-    def column(name: str) -> list:  # each column as plain Python values, made once
-        if name not in columns:
-            columns[name] = [jsonable(v) for v in frame[name].tolist()]
-        return columns[name]
-
-    docs = {}
-    for batch, positions in _batch_positions(frame["batch"]):
-        first = positions[0]
-        cls = registry[column("analysis")[first]]
-        keys = {k: column(k) for k in cls.product.key_names}
-        significant = [p for p in cls.all_parameters() if p.significant]
-        insignificant = [p for p in cls.all_parameters() if not p.significant]
-        line, source, path = column("line"), column("source"), column("path")
-        docs[batch] = {
-            "batch": batch,
-            "analysis": cls.name,
-            "params": {p.name: column(p.name)[first] for p in significant},
-            # Insignificant parameters take the first member's value (table order); they
-            # go to a file of their own (settings_path), so changing them reruns nothing.
-            "settings": {p.name: column(p.name)[first] for p in insignificant},
-            "members": [
-                {
-                    "line": int(line[i]),
-                    "source": source[i],
-                    "path": path[i],
-                    "keys": {k: values[i] for k, values in keys.items()},
-                }
-                for i in positions
-            ],
-        }
-    return docs
-
-
-def _batch_positions(batch: pd.Series) -> list[tuple[str, list[int]]]:
-    """(batch ID, its rows' positions in table order) for each batch, in order of first
-    appearance: groupby(sort=False) without a sub-frame per batch (1e5 batches)."""
-    if batch.empty:
+    if frame.empty:
         return []
-    codes, ids = pd.factorize(batch)
+    codes, ids = colwise.factorize(frame["batch"])
     order = np.argsort(codes, kind="stable")
-    bounds = np.cumsum(np.bincount(codes))[:-1]
-    return [(str(b), p.tolist()) for b, p in zip(ids, np.split(order, bounds), strict=True)]
+    positions = np.split(order, np.cumsum(np.bincount(codes))[:-1])
+    firsts = frame.iloc[[p[0] for p in positions]].to_dict("records")
+    out = []
+    for batch, rows, first in zip(ids, positions, firsts, strict=True):
+        cls = registry[first["analysis"]]
+        values = {p.name: jsonable(first[p.name]) for p in cls.all_parameters()}
+        params = {p.name: values[p.name] for p in cls.all_parameters() if p.significant}
+        settings = {p.name: values[p.name] for p in cls.all_parameters() if not p.significant}
+        out.append(BatchPlan(str(batch), cls.name, params, settings, rows))
+    return out
 
 
-def model_files(cls: type[Analysis], doc: dict) -> list[str]:
-    return cls.model_files({**doc["params"], **doc["settings"]})
+CHUNK_ROWS = 100_000  # members whose text is made at once: bounds the memory it takes
+
+
+def batch_texts(
+    plan: Plan, plans: list[BatchPlan], registry: Mapping[str, type[Analysis]]
+) -> Iterator[tuple[BatchPlan, str]]:
+    """Each batch's plan file text (what the batch job reads), a chunk of batches of
+    one analysis at a time."""
+    for analysis in dict.fromkeys(b.analysis for b in plans):
+        key_names = registry[analysis].product.key_names
+        layout = member_layout(key_names)
+        frame = plan.batches[[*MEMBER_FIELDS, *key_names]]
+        frame.columns = [*MEMBER_FIELDS, *(f"keys.{k}" for k in key_names)]
+        for chunk in _chunks([b for b in plans if b.analysis == analysis], CHUNK_ROWS):
+            rows = frame.iloc[np.concatenate([b.rows for b in chunk])]
+            texts = member_texts({name: rows[name] for name in rows.columns}, layout)
+            members = joined_members(texts, [len(b.rows) for b in chunk])
+            del texts
+            colwise.release_memory()
+            for b, text in zip(chunk, members, strict=True):
+                yield b, plan_text(b.batch, b.analysis, b.params, text)
+
+
+def _chunks(plans: list[BatchPlan], rows: int) -> Iterator[list[BatchPlan]]:
+    """Consecutive batches, about ``rows`` members at a time."""
+    chunk, size = [], 0
+    for b in plans:
+        chunk.append(b)
+        size += len(b.rows)
+        if size >= rows:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
 
 
 def write_plan(
@@ -173,24 +202,23 @@ def write_plan(
     their mtime and do not rerun), remove plans of batches that no longer exist,
     write the skipped-rows report, and the manifest last (the checkpoint output)."""
     batch_dir = Path(plan_dir) / "batches"
-    docs = batch_documents(plan, registry)
+    plans = batch_plans(plan, registry)
     # Everything that can fail is computed before the first file is written, so a
     # failed plan leaves the previous one intact.
     rows = [
-        (b, d["analysis"], len(d["members"]), model_files(registry[d["analysis"]], d))
-        for b, d in docs.items()
+        (b.batch, b.analysis, len(b.rows), registry[b.analysis].model_files(b.values))
+        for b in plans
     ]
     batch_dir.mkdir(parents=True, exist_ok=True)
     written = 0
-    for batch, doc in docs.items():
-        settings = doc.pop("settings")
-        text = json.dumps(doc, indent=1, sort_keys=True) + "\n"
-        written += write_text_if_changed(batch_dir / f"{batch}.json", text)
-        settings_text = json.dumps(settings, sort_keys=True) + "\n"
-        write_text_if_changed(settings_path(batch_dir / f"{batch}.json"), settings_text)
+    for b, text in batch_texts(plan, plans, registry):
+        written += write_text_if_changed(batch_dir / f"{b.batch}.json", text)
+        settings_text = json.dumps(b.settings, sort_keys=True) + "\n"
+        write_text_if_changed(settings_path(batch_dir / f"{b.batch}.json"), settings_text)
     removed = 0
+    batches = {b.batch for b in plans}
     for stale in batch_dir.glob("*.json"):
-        if stale.stem not in docs:
+        if stale.stem not in batches:
             stale.unlink()
             settings_path(stale).unlink(missing_ok=True)
             removed += 1
@@ -206,7 +234,7 @@ def write_plan(
     write_text_if_changed(Path(manifest), format_manifest(rows))
     return {
         "tasks": len(plan.batches) + len(skipped),
-        "batches": len(docs),
+        "batches": len(plans),
         "skipped": len(skipped),
         "plan_files_written": written,
         "plan_files_removed": removed,
