@@ -233,13 +233,9 @@ def resolve_sizes(
 
 
 @lru_cache(maxsize=4)
-def _recorded_costs(path: str, mtime: float) -> dict[str, Costs]:
-    try:
-        records = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
+def _recorded_costs(plan_dir: str, mtime: float) -> dict[str, Costs]:
     out = {}
-    for analysis, record in records.items():
+    for analysis, record in read_sizes(plan_dir).items():
         costs = record.get("costs", {})
         if costs.get("batches"):
             out[analysis] = Costs(**costs)
@@ -254,7 +250,7 @@ def recorded_costs(plan_dir: str | Path) -> dict[str, Costs]:
         mtime = path.stat().st_mtime
     except OSError:
         return {}
-    return _recorded_costs(str(path), mtime)
+    return _recorded_costs(str(plan_dir), mtime)
 
 
 def write_sizes(plan_dir: str | Path, records: Mapping[str, dict]) -> None:
