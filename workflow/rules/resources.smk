@@ -28,29 +28,31 @@ def batch_setting(analysis, key):
     return analysis_setting(analysis, key, REGISTRY[analysis].resource(key))
 
 
-def measured(analysis):
-    """The analysis's measured costs from the plan's record, None before any batch ran."""
+def measured(analysis, *keys):
+    """The analysis's measured costs from the plan's record; None before any batch
+    ran, or when the config sets one of ``keys`` (the config wins)."""
+    if any(analysis_setting(analysis, key) is not None for key in keys):
+        return None
     return recorded_costs("results/plan").get(analysis)
 
 
 def batch_mem_mb(wildcards, attempt):
     analysis = batch_analysis(wildcards.batch)
-    costs = measured(analysis)
-    mem = analysis_setting(analysis, "mem_mb")
-    if mem is None and costs is not None and costs.peak_mb:
+    costs = measured(analysis, "mem_mb")
+    if costs is not None and costs.peak_mb:
         mem = costs.peak_mb * MEASURED_MEM_MARGIN
-    if mem is None:
-        mem = REGISTRY[analysis].resource("mem_mb")
+    else:
+        mem = batch_setting(analysis, "mem_mb")
     return int(math.ceil(mem * attempt))
 
 
 def batch_runtime(wildcards, attempt):
     """Minutes: the fixed cost + n_members x the time per observation, times the
-    attempt (measured costs with a margin, else the declared ones)."""
+    attempt (measured costs with a margin, else the configured or declared ones)."""
     row = planned_batch(wildcards.batch)
     analysis = row["analysis"]
-    costs = measured(analysis)
-    if costs is not None and analysis_setting(analysis, "runtime_per_obs_s") is None:
+    costs = measured(analysis, "runtime_setup_s", "runtime_per_obs_s")
+    if costs is not None:
         seconds = costs.batch_seconds(row["n_members"]) * MEASURED_TIME_MARGIN
     else:
         setup = batch_setting(analysis, "runtime_setup_s")
