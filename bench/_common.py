@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 import platform
 import resource
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +24,19 @@ SNAKEFILE = REPO / "workflow" / "Snakefile"
 
 STARS_PER_FIELD = 500  # SDSS fields hold hundreds of stars; also bounds directory sizes
 TABLE_COLUMNS = ["analysis", "release", "apred", "telescope", "field", "obj"]
+
+
+@contextmanager
+def scratch(workdir: Path | None, keep: bool, prefix: str):
+    """A benchmark's working directory: ``workdir`` or a new temporary one, removed at the
+    end (also after a failure) unless ``keep``."""
+    path = workdir or Path(tempfile.mkdtemp(prefix=prefix))
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    finally:
+        if not keep:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 # --- data -------------------------------------------------------------------------------

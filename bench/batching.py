@@ -30,9 +30,7 @@ import json
 import math
 import multiprocessing
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -46,6 +44,7 @@ from _common import (
     one_thread_env,
     print_table,
     real_config,
+    scratch,
     snakemake_cmd,
     star_names,
     task_table,
@@ -216,9 +215,7 @@ def main() -> None:
     unknown = sorted(set(only) - set(VARIANTS))
     if unknown:
         ap.error(f"--only: unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
-    base = a.workdir or Path(tempfile.mkdtemp(prefix="starbatch-batching-"))
-    base.mkdir(parents=True, exist_ok=True)
-    try:
+    with scratch(a.workdir, a.keep, "starbatch-batching-") as base:
         print(f"machine: {machine()}")
         root, stars, build_s = prepare(base, a.n, a.cores)
         print(
@@ -250,9 +247,6 @@ def main() -> None:
         }
         results = {v: best_of(VARIANTS[v], *runs[v]) for v in VARIANTS if v in only}
         report(results, a.n, a.cores)
-    finally:
-        if not a.keep:
-            shutil.rmtree(base, ignore_errors=True)
 
 
 def best_of(label: str, repeat: int, run) -> tuple[float, dict] | str:

@@ -16,15 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import yaml
-from _common import REPO, machine
+from _common import REPO, machine, scratch
 
 from starbatch.resources import EMULATOR
 
@@ -111,9 +109,7 @@ def main() -> None:
 
     spec = yaml.safe_load((REPO / "config/config.yaml").read_text())["grids"][a.grid]
     spec = GridSpec(**{k: tuple(v) for k, v in spec.items()})
-    workdir = a.workdir or Path(tempfile.mkdtemp(prefix="starbatch-grid-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
+    with scratch(a.workdir, a.keep, "starbatch-grid-") as workdir:
         print(f"machine: {machine()}")
         path = workdir / f"{a.grid}.npz"
         t0 = time.perf_counter()
@@ -153,9 +149,6 @@ def main() -> None:
             },
         }
         print(json.dumps(figures))
-    finally:
-        if not a.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -20,11 +20,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from _common import link_tree, machine, self_peak_mb, star_names, task_table, write_pool
+from _common import link_tree, machine, scratch, self_peak_mb, star_names, task_table, write_pool
 
 ANALYSES = ["gridfit", "snr"]
 BATCH_SIZES = {"gridfit": 100, "snr": 1000}  # the shipped config/config.yaml
@@ -124,9 +123,7 @@ def main() -> None:
             print(json.dumps(measure(Path(table), Path(root), Path(plan_dir))))
         return
 
-    workdir = a.workdir or Path(tempfile.mkdtemp(prefix="starbatch-plan-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
+    with scratch(a.workdir, a.keep, "starbatch-plan-") as workdir:
         print(f"machine: {machine()}")
         t0 = time.perf_counter()
         table, root = generate(workdir, a.rows, a.reuse)
@@ -155,9 +152,6 @@ def main() -> None:
             },
         }
         print(json.dumps(figures))
-    finally:
-        if not a.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

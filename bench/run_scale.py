@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from _common import (
     link_tree,
     machine,
     real_config,
+    scratch,
     snakemake_cmd,
     star_names,
     task_table,
@@ -104,11 +103,9 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the generated data")
     a = ap.parse_args()
 
-    workdir = a.workdir or Path(tempfile.mkdtemp(prefix="starbatch-run-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    logs = workdir / "bench-logs"
-    logs.mkdir(exist_ok=True)
-    try:
+    with scratch(a.workdir, a.keep, "starbatch-run-") as workdir:
+        logs = workdir / "bench-logs"
+        logs.mkdir(exist_ok=True)
         print(f"machine: {machine()}")
         t0 = time.perf_counter()
         generate(workdir, a.n, a.batch_size, a.fanin)
@@ -157,9 +154,6 @@ def main() -> None:
                 rows_ok=rows == a.n,
             )
         print(json.dumps(figures))
-    finally:
-        if not a.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
