@@ -9,6 +9,7 @@ from pathlib import Path
 
 from starbatch.analyses.registry import load_registry
 from starbatch.engine.entry import run_entry
+from starbatch.engine.plancache import file_digest
 from starbatch.engine.planning import plan
 from starbatch.engine.sizing import (
     AUTO,
@@ -59,6 +60,7 @@ def from_snakemake(smk) -> None:
         registry,
         check_csv=lambda raw: check_schema(raw, schema),
         buildable=list(smk.params.buildable),
+        settings_digest=file_digest(schema),
     )
     write_sizes(plan_dir, records)  # after the plan: a failed plan changes nothing
 

@@ -13,8 +13,9 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import columns as colwise
+from . import plancache
 from .analysis import Analysis
 from .atomic import write_text_if_changed
 from .manifest import format_manifest, jsonable, settings_path
@@ -36,6 +38,8 @@ log = logging.getLogger("starbatch")
 class Plan:
     batches: pd.DataFrame  # one row per task that will run, with its batch ID
     skipped: pd.DataFrame  # tasks whose file is missing, with the reason
+    # The directories listed (under the root) and their mtime_ns just before (None: absent).
+    listed: dict = field(default_factory=dict)
 
 
 def group_hash(group: str) -> str:
@@ -65,13 +69,16 @@ def assign_batches(frame: pd.DataFrame, max_batch_size: int | Mapping[str, int])
     return pd.Series(colwise.strings((batches, ids), str), index=frame.index, dtype="str")
 
 
-def find_missing(paths: pd.Series, root: Path) -> pd.Series:
+def find_missing(paths: pd.Series, root: Path, listed: dict | None = None) -> pd.Series:
     """True where the file does not exist. Lists each directory once rather
-    than stat-ing every file: a million files in a few thousand directories."""
+    than stat-ing every file: a million files in a few thousand directories.
+    ``listed`` gets each directory's mtime from before its listing (plancache.py)."""
     paths_ = pa.array(paths, pa.large_string())
     directories = pc.replace_substring_regex(paths_, r"(^|/)[^/]*$", "")
     existing = []
     for directory in pc.unique(directories).to_pylist():
+        if listed is not None:
+            listed[directory] = plancache.directory_mtime(root / directory)
         try:
             names = os.listdir(root / directory)
         except OSError:
@@ -83,14 +90,14 @@ def find_missing(paths: pd.Series, root: Path) -> pd.Series:
 
 
 def make_plan(tasks: TaskTable, root: Path, max_batch_size: int | Mapping[str, int]) -> Plan:
-    frame = tasks.frame
-    missing = find_missing(frame["path"], Path(root))
+    frame, listed = tasks.frame, {}
+    missing = find_missing(frame["path"], Path(root), listed)
     skipped = frame[missing].copy()
     skipped["reason"] = [f"file not found: {root}/{p}" for p in skipped["path"]]
     present = frame[~missing].copy()
     present["batch"] = assign_batches(present, max_batch_size)
     colwise.release_memory()
-    return Plan(batches=present, skipped=skipped)
+    return Plan(batches=present, skipped=skipped, listed=listed)
 
 
 def check_model_files(
@@ -197,11 +204,15 @@ def write_plan(
     manifest: Path,
     skipped_csv: Path,
     registry: Mapping[str, type[Analysis]],
+    record_key: str | None = None,
 ) -> dict:
     """Write one JSON per batch (only where it changed, so unchanged batches keep
     their mtime and do not rerun), remove plans of batches that no longer exist,
-    write the skipped-rows report, and the manifest last (the checkpoint output)."""
-    batch_dir = Path(plan_dir) / "batches"
+    write the skipped-rows report, and the manifest last (the checkpoint output).
+    With ``record_key`` (plancache.plan_key), record what the plan was made from."""
+    plan_dir = Path(plan_dir)
+    plancache.forget(plan_dir)
+    batch_dir = plan_dir / "batches"
     plans = batch_plans(plan, registry)
     # Everything that can fail is computed before the first file is written, so a
     # failed plan leaves the previous one intact.
@@ -232,13 +243,24 @@ def write_plan(
     )
     write_text_if_changed(Path(skipped_csv), skipped_table.to_csv(index=False))
     write_text_if_changed(Path(manifest), format_manifest(rows))
-    return {
+    stats = {
         "tasks": len(plan.batches) + len(skipped),
         "batches": len(plans),
         "skipped": len(skipped),
         "plan_files_written": written,
         "plan_files_removed": removed,
     }
+    if record_key is not None:
+        files = [batch_dir / f"{b.batch}.json" for b in plans]
+        plancache.save(
+            plan_dir,
+            record_key,
+            plan.listed,
+            [Path(manifest), Path(skipped_csv), *files, *map(settings_path, files)],
+            [m for row in rows for m in row[3]],
+            stats,
+        )
+    return stats
 
 
 def plan(
@@ -252,25 +274,49 @@ def plan(
     registry: Mapping[str, type[Analysis]],
     check_csv=None,
     buildable: Iterable[str] | None = None,
+    settings_digest: str = "",
 ) -> dict:
     """Read and validate the tables, plan the batches, write the plan files (the plan
     checkpoint). ``check_csv``: an extra check of the raw CSV frame (the workflow's
-    schema); ``buildable``: model files the workflow can make; if given, every other
-    model file a batch needs must already exist."""
-    tasks = load_tasks(table, specs, registry=registry, check_csv=check_csv)
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"SAS root {root} is not a directory (set sas_base_dir)")
-    result = make_plan(tasks, root, max_batch_size)
-    if buildable is not None:
-        check_model_files(result, registry, buildable)
-    stats = write_plan(result, Path(plan_dir), Path(manifest), Path(skipped), registry)
+    schema; ``settings_digest`` must change whenever it does); ``buildable``: model
+    files the workflow can make; if given, every other model file a batch needs must
+    already exist. Nothing is read or written when nothing the last plan was made
+    from has changed (plancache.py)."""
+    root, clock = Path(root), [time.perf_counter()]
+    tables = [table, *specs] if table else list(specs)
+    key = plancache.plan_key(tables, root, max_batch_size, registry, settings_digest)
+    stats = plancache.unchanged(Path(plan_dir), key, root, buildable) if root.is_dir() else None
+    if stats is not None:
+        log.info(
+            "plan unchanged: same table, sizes, code and settings, and no listed directory "
+            "changed (%s); nothing rewritten",
+            Path(plan_dir) / plancache.RECORD,
+        )
+        stats = {**stats, "plan_files_written": 0, "plan_files_removed": 0, "unchanged": True}
+        phases = ["check"]
+    else:
+        tasks = load_tasks(table, specs, registry=registry, check_csv=check_csv)
+        clock.append(time.perf_counter())
+        if not root.is_dir():
+            raise FileNotFoundError(f"SAS root {root} is not a directory (set sas_base_dir)")
+        result = make_plan(tasks, root, max_batch_size)
+        if buildable is not None:
+            check_model_files(result, registry, buildable)
+        clock.append(time.perf_counter())
+        stats = write_plan(
+            result, Path(plan_dir), Path(manifest), Path(skipped), registry, record_key=key
+        )
+        stats["unchanged"] = False
+        phases = ["read", "batch", "write"]
+    clock.append(time.perf_counter())
+    stats["seconds"] = dict(zip(phases, np.diff(clock).round(3).tolist(), strict=True))
     log.info(
-        "planned %d task(s) into %d batch(es); %d plan file(s) written, %d removed",
+        "planned %d task(s) into %d batch(es); %d plan file(s) written, %d removed (%s s)",
         stats["tasks"] - stats["skipped"],
         stats["batches"],
         stats["plan_files_written"],
         stats["plan_files_removed"],
+        ", ".join(f"{k} {v:.1f}" for k, v in stats["seconds"].items()),
     )
     if stats["skipped"]:
         log.warning(

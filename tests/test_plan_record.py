@@ -1,0 +1,146 @@
+"""The plan's record (engine/plancache.py): an unchanged re-plan reads and writes
+nothing; anything a plan is made from that changes makes it a full plan again."""
+
+import os
+import time
+
+import pandas as pd
+import pytest
+
+from starbatch.engine import plancache, planning
+from starbatch.engine.tables import TableError, load_tasks
+from test_planning import HEADER, make_files, write
+
+ROWS = "".join(f"MyAnalysisTask,apo25m,f,o{i},1,1,\n" for i in range(5))
+OLD = time.time() - 60
+
+
+def age(root):
+    """Make every directory older than the racy window (a survey's files are not
+    seconds old when it plans)."""
+    for directory, _, _ in os.walk(root):
+        os.utime(directory, (OLD, OLD))
+
+
+def setup(tmp_path, registry, skip=("o3",)):
+    table = write(tmp_path, HEADER + ROWS)
+    make_files(tmp_path / "sas", load_tasks(table, registry=registry).frame, skip=skip)
+    age(tmp_path / "sas")
+    return table
+
+
+def run(tmp_path, registry, table, size=2, digest=""):
+    plan_dir = tmp_path / "plan"
+    return planning.plan(
+        table, [], tmp_path / "sas", plan_dir, plan_dir / "manifest.tsv",
+        plan_dir / "skipped.csv", size, registry, settings_digest=digest,
+    )  # fmt: skip
+
+
+def test_unchanged_replan_reads_and_writes_nothing(tmp_path, registry, monkeypatch):
+    table = setup(tmp_path, registry)
+    first = run(tmp_path, registry, table)
+    assert not first["unchanged"] and (tmp_path / "plan" / plancache.RECORD).exists()
+    files = sorted((tmp_path / "plan").rglob("*"))
+    mtimes = {p: p.stat().st_mtime_ns for p in files}
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("an unchanged re-plan read the table")
+
+    monkeypatch.setattr(planning, "load_tasks", no_reading)
+    again = run(tmp_path, registry, table)
+    assert again["unchanged"]
+    keep = ("tasks", "batches", "skipped")
+    assert {k: again[k] for k in keep} == {k: first[k] for k in keep} == {
+        "tasks": 5, "batches": 2, "skipped": 1,
+    }  # fmt: skip
+    assert again["plan_files_written"] == 0
+    assert sorted((tmp_path / "plan").rglob("*")) == files
+    assert {p: p.stat().st_mtime_ns for p in files} == mtimes
+
+
+def _new_file(tmp_path):
+    (tmp_path / "sas").joinpath(*_path_of(tmp_path, "o3")).write_text("x")
+
+
+def _path_of(tmp_path, obj):
+    skipped = pd.read_csv(tmp_path / "plan" / "skipped.csv")
+    return skipped.loc[skipped["obj"] == obj, "path"].iloc[0].split("/")
+
+
+CHANGES = {
+    # what changes -> (how, the plan's counts after it)
+    "a missing file appears": (_new_file, {"skipped": 0, "batches": 3}),
+    "a row is appended": (
+        lambda p: write(p, HEADER + ROWS + "MyAnalysisTask,apo25m,f,o9,1,1,\n"),
+        {"skipped": 2},
+    ),
+    "a plan file is deleted": (
+        lambda p: next((p / "plan" / "batches").glob("*.json")).unlink(),
+        {"skipped": 1},
+    ),
+    "a plan file is edited": (
+        lambda p: next((p / "plan" / "batches").glob("*.json")).write_text("{}"),
+        {"skipped": 1},
+    ),
+    "a stray file in the plan": (
+        lambda p: (p / "plan" / "batches" / "MyAnalysisTask-00000000-0009.json").write_text("{}"),
+        {"skipped": 1, "plan_files_removed": 1},
+    ),
+    "the record is garbage": (
+        lambda p: (p / "plan" / plancache.RECORD).write_bytes(b"\x00\xff"),
+        {"skipped": 1},
+    ),
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_any_change_makes_a_full_plan(tmp_path, registry, change):
+    table = setup(tmp_path, registry)
+    run(tmp_path, registry, table)
+    how, expected = CHANGES[change]
+    how(tmp_path)
+    stats = run(tmp_path, registry, table)
+    assert not stats["unchanged"]
+    assert {k: stats[k] for k in expected} == expected
+    # and once directories are old again, a plan is recorded and the next is unchanged
+    age(tmp_path / "sas")
+    run(tmp_path, registry, table)
+    assert run(tmp_path, registry, table)["unchanged"]
+
+
+@pytest.mark.parametrize("change", [{"size": 3}, {"digest": "another schema"}])
+def test_sizes_and_settings_are_part_of_the_record(tmp_path, registry, change):
+    table = setup(tmp_path, registry)
+    run(tmp_path, registry, table)
+    assert not run(tmp_path, registry, table, **change)["unchanged"]
+
+
+def test_fresh_directories_keep_no_record(tmp_path, registry):
+    """Files written seconds ago could change again within one mtime tick: no record."""
+    table = write(tmp_path, HEADER + ROWS)
+    make_files(tmp_path / "sas", load_tasks(table, registry=registry).frame)
+    assert not run(tmp_path, registry, table)["unchanged"]
+    assert not (tmp_path / "plan" / plancache.RECORD).exists()
+    assert not run(tmp_path, registry, table)["unchanged"]
+
+
+def test_a_deleted_model_file_is_not_hidden_by_the_record(tmp_path):
+    model = tmp_path / "model.npz"
+    model.write_text("x")
+    plan_dir = tmp_path / "plan"
+    (plan_dir / "batches").mkdir(parents=True)
+    assert plancache.save(plan_dir, "k", {}, [], [str(model)], {"tasks": 0})
+    assert plancache.unchanged(plan_dir, "k", tmp_path, buildable=[]) == {"tasks": 0}
+    assert plancache.unchanged(plan_dir, "other", tmp_path, buildable=[]) is None
+    model.unlink()
+    assert plancache.unchanged(plan_dir, "k", tmp_path, buildable=[]) is None
+    assert plancache.unchanged(plan_dir, "k", tmp_path, buildable=[str(model)]) == {"tasks": 0}
+
+
+def test_a_missing_table_still_gets_the_full_plans_error(tmp_path, registry):
+    table = setup(tmp_path, registry)
+    run(tmp_path, registry, table)
+    table.unlink()
+    with pytest.raises((TableError, FileNotFoundError), match="obs.csv"):
+        run(tmp_path, registry, table)
