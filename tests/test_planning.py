@@ -220,3 +220,19 @@ def test_mixed_products_keep_integer_keys(tmp_path, registry):
     assert keys["mjd"] == 55844 and isinstance(keys["mjd"], int)
     assert keys["fiber"] == 128 and isinstance(keys["fiber"], int)
     assert visit["members"][0]["path"].endswith("apVisit-r13-5095-55844-128.fits")
+
+
+def test_interleaved_analyses_come_back_in_table_order(tmp_path, registry):
+    """Each star's analyses on adjacent rows: the parts are re-sorted column by column
+    (engine/tables.py), with the same frame sort_index would give."""
+    from starbatch.engine import tables
+
+    text = "analysis,telescope,field,obj\n" + "".join(
+        f"{a},apo25m,f,o{i}\n" for i in range(4) for a in ("snr", "gridfit")
+    )
+    frame = load_tasks(write(tmp_path, text), registry=registry).frame
+    assert list(frame["obj"]) == [f"o{i}" for i in range(4) for _ in range(2)]
+    assert list(frame["analysis"]) == ["snr", "gridfit"] * 4
+    parts = pd.concat([frame[frame["analysis"] == a] for a in ("gridfit", "snr")])
+    expected = parts.sort_index()
+    pd.testing.assert_frame_equal(tables._in_table_order(parts), expected)
