@@ -19,6 +19,7 @@ from starbatch.engine.sizing import (
     plan_sizes,
     write_sizes,
 )
+from starbatch.engine.tables import analysis_counts
 
 
 def check_schema(raw, schema) -> None:
@@ -48,6 +49,8 @@ def from_snakemake(smk) -> None:
         resize=bool(c.get("resize_batches", False)),
         setup_share=c.get("target_setup_share", DEFAULT_SETUP_SHARE),
         batch_minutes=c.get("target_batch_minutes", DEFAULT_BATCH_MINUTES),
+        rows=lambda: analysis_counts(smk.input.table, list(smk.input.specs)),
+        parallel=int(c.get("parallel_batches", 1)),
     )
     plan(
         smk.input.table,
@@ -79,6 +82,9 @@ def cli() -> None:
         "--max-batch-size", type=batch_size, default=100, help="a number, or auto (sizing.py)"
     )
     ap.add_argument("--resize", action="store_true", help="choose auto sizes anew")
+    ap.add_argument(
+        "--parallel-batches", type=int, default=1, help="batch jobs at once (balances auto sizes)"
+    )
     ap.add_argument("--analysis-module", action="append", default=[], help="a user's analyses")
     a = ap.parse_args()
     plan_dir = Path(a.plan_dir)
@@ -89,6 +95,8 @@ def cli() -> None:
         plan_dir,
         plan_dir.parent / "batches",
         resize=a.resize,
+        rows=lambda: analysis_counts(a.table, a.spec),
+        parallel=a.parallel_batches,
     )
     plan(
         a.table,

@@ -13,6 +13,7 @@ from smk import planned_jobs, snakemake, tiny_config
 from starbatch.engine.sizing import (
     AUTO,
     Costs,
+    balance,
     batch_costs,
     choose_size,
     measured_costs,
@@ -51,6 +52,59 @@ def test_auto_size_is_kept_until_a_resize_and_fixed_sizes_pass_through():
     assert resized == {"a": 2}
 
 
+@pytest.mark.parametrize(
+    "size, rows, parallel, expected",
+    [
+        (245, 200, 2, 100),  # one batch would leave a core idle: two
+        (237, 2000, 2, 200),  # 9 batches = 4.5 rounds: 10 equal ones
+        (100, 200, 2, 100),  # already whole rounds
+        (100, 201, 2, 51),  # 3 batches -> 4
+        (10, 5, 8, 1),  # fewer rows than slots: one each
+        (237, 2000, 1, 237),  # one at a time: the cost rule's size
+        (245, 0, 2, 245),  # no rows known
+    ],
+)
+def test_balance_fills_whole_rounds_of_parallel_batches(size, rows, parallel, expected):
+    balanced, note = balance(size, rows, parallel)
+    assert balanced == expected
+    assert (balanced != size) == ("balanced to" in note)
+    if rows:
+        batches = -(-rows // balanced)
+        assert batches >= min(parallel, rows)
+        assert batches % parallel == 0 or batches == rows or balanced == size
+
+
+def test_only_a_chosen_size_is_balanced_and_rows_are_counted_only_then():
+    declared = {"a": Costs(10.0, 1.0), "b": Costs(10.0, 1.0)}
+    asked = []
+
+    def rows():
+        asked.append(1)
+        return {"a": 100, "b": 100}
+
+    sizes, records = resolve_sizes({"a": AUTO, "b": 7}, declared, {}, {}, rows=rows, parallel=4)
+    assert sizes == {"a": 25, "b": 7} and len(asked) == 1
+    assert "balanced to 25 (100 rows in 4 batches, 4 at a time)" in records["a"]["why"]
+    assert records["a"]["recommended"] == 190  # the cost rule's size, for the report
+    kept, _ = resolve_sizes({"a": AUTO}, declared, {}, records, rows=rows, parallel=8)
+    assert kept == {"a": 25} and len(asked) == 1  # kept: nothing counted, nothing moved
+
+
+def test_the_workflow_balances_over_its_cores(tmp_path):
+    """parallel_batches defaults to --cores (the config key in the plan job)."""
+    config = tiny_config(tmp_path)
+    config["analyses"]["gridfit"] = {"max_batch_size": AUTO}
+    tiny_config(tmp_path, **config)
+    stars = demo_stars(config["demo"]["n_stars"], config["demo"]["seed"], config["demo"]["snr"])
+    table = demo_table(stars, ("gridfit",), ())
+    table.to_csv(tmp_path / "config/observations.csv", index=False)
+    snakemake(tmp_path, "--cores", "3", "results/plan/manifest.tsv")
+    record = read_sizes(tmp_path / "results/plan")["gridfit"]
+    rows = int((table["analysis"] == "gridfit").sum())
+    assert record["max_batch_size"] == -(-rows // 3), record
+    assert f"({rows} rows in 3 batches, 3 at a time)" in record["why"]
+
+
 def _result(path, n_run, loop_s, setup_s):
     header = fits.Header({"LOOP_S": loop_s, "NRUN": n_run, "SETUP_S": setup_s})
     hdu = fits.BinTableHDU.from_columns([fits.Column("x", "E", array=np.zeros(n_run))], header)
@@ -86,7 +140,11 @@ def test_workflow_chooses_keeps_and_rechooses_auto_sizes(tmp_path):
     the batches by the measured costs (a batch may run 1.2 s: less than a measured job
     start, so the time limit wins); appended rows then rerun only the batches that
     hold them."""
-    config = tiny_config(tmp_path, target_setup_share=0.2, target_batch_minutes=0.02)
+    # One batch at a time: the arithmetic below is the cost rule's alone (balancing over
+    # parallel batches has its own tests).
+    config = tiny_config(
+        tmp_path, target_setup_share=0.2, target_batch_minutes=0.02, parallel_batches=1
+    )
     config["analyses"]["gridfit"] = {
         "max_batch_size": AUTO,
         "runtime_setup_s": 0.5,

@@ -52,6 +52,19 @@ def analysis_registry():
 REGISTRY = analysis_registry()
 
 
+def parallel_batches():
+    """How many batch jobs run at once, to balance auto batch sizes (engine/sizing.py):
+    the config's parallel_batches, else --jobs on a cluster, else --cores."""
+    if workflow.non_local_exec:
+        return workflow.nodes or 1
+    return workflow._cores or 1
+
+
+# In the config, not params: the plan job reads it when it chooses a size, and a run
+# with other --cores must not rerun the plan.
+config.setdefault("parallel_batches", parallel_batches())
+
+
 # Chunk and shard numbers are zero-padded to 4 digits and grow past 9999 (a group
 # of more than 10,000 batches), so the constraints take 4 or more digits (written
 # {4}[0-9]*: Snakemake's wildcard syntax cannot hold an open-ended {4,}).

@@ -8,6 +8,13 @@ at most ``target_setup_share`` and caps n so that a batch runs at most
 (their result headers and Snakemake benchmark files) or, before any run, from what the
 analysis declares (Analysis.resources, also the SLURM defaults).
 
+A chosen size is then balanced over the batches that run at once (``parallel_batches``:
+the run's --cores, or --jobs on a cluster): an analysis gets at least that many batches
+when it has that many observations, and its batch count is rounded up to whole rounds
+of them at equal sizes, so no core idles while the last batch runs alone. This can lift
+the set-up share above the target (at most parallel_batches - 1 more batches); the
+time limit only gets easier.
+
 Sizes are stable: once chosen, an analysis's size is recorded in the plan directory
 (sizes.json) and reused, so re-plans, no-op reruns and appended rows behave exactly as
 with a fixed number; a new size is chosen only when asked (``resize``).
@@ -19,7 +26,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -90,6 +97,26 @@ def choose_size(
         f"{share} ({costs.source}): {wanted} keeps the set-up at "
         f"{costs.setup_share(wanted):.1%} of a batch (target {setup_share:.0%}), "
         f"{costs.batch_seconds(wanted) / 60:.1f} min per batch"
+    )
+
+
+def balance(size: int, rows: int, parallel: int) -> tuple[int, str]:
+    """(size, note): ``size`` lowered so that ``rows`` observations make whole rounds of
+    ``parallel`` equal batches (at least ``parallel`` of them when there are that many
+    rows); unchanged for one batch at a time or no rows."""
+    if parallel <= 1 or rows <= 0:
+        return size, ""
+    batches = math.ceil(rows / size)
+    if batches < parallel:
+        batches = min(parallel, rows)  # every slot busy, even if set-up weighs more
+    else:
+        batches = math.ceil(batches / parallel) * parallel  # the last round full
+    balanced = min(size, math.ceil(rows / batches))
+    if balanced == size:
+        return size, ""
+    return balanced, (
+        f"; balanced to {balanced} ({rows} rows in {math.ceil(rows / balanced)} batches, "
+        f"{parallel} at a time)"
     )
 
 
@@ -200,14 +227,18 @@ def resolve_sizes(
     resize: bool = False,
     setup_share: float = DEFAULT_SETUP_SHARE,
     batch_minutes: float = DEFAULT_BATCH_MINUTES,
+    rows: Callable[[], Mapping[str, int]] | None = None,
+    parallel: int = 1,
 ) -> tuple[dict[str, int], dict[str, dict]]:
     """Each analysis's batch size, and the record to keep (sizes.json).
 
     ``requested``: a number or "auto" per analysis. An auto size already recorded is
     kept unless ``resize``; otherwise it is chosen from the measured costs, else the
-    declared ones. Every record holds the latest costs and the recommended size, so a
-    report can say when a resize would pay."""
-    sizes, records = {}, {}
+    declared ones, and balanced (``balance``) over ``parallel`` batches at a time for
+    the analysis's row count (``rows()``, asked only when a size is chosen). Every
+    record holds the latest costs and the recommended size, so a report can say when a
+    resize would pay."""
+    sizes, records, counts = {}, {}, None
     for analysis, want in requested.items():
         costs = measured.get(analysis) or declared[analysis]
         recommended, why = choose_size(costs, setup_share, batch_minutes)
@@ -218,7 +249,11 @@ def resolve_sizes(
         elif previous.get("mode") == AUTO and not resize:
             size, mode, why, kept = int(previous["max_batch_size"]), AUTO, previous["why"], True
         else:
+            if counts is None:
+                counts = rows() if rows is not None else {}
             size, mode = recommended, AUTO
+            size, note = balance(size, int(counts.get(analysis, 0)), parallel)
+            why += note
         sizes[analysis] = size
         records[analysis] = {
             "max_batch_size": size,
@@ -270,6 +305,8 @@ def plan_sizes(
     resize: bool = False,
     setup_share: float = DEFAULT_SETUP_SHARE,
     batch_minutes: float = DEFAULT_BATCH_MINUTES,
+    rows: Callable[[], Mapping[str, int]] | None = None,
+    parallel: int = 1,
 ) -> tuple[dict[str, int], dict[str, dict]]:
     """resolve_sizes with the costs measured in ``batch_dir``/``bench_dir`` and the
     sizes recorded in ``plan_dir``; logs each auto size and why. The caller writes the
@@ -283,6 +320,8 @@ def plan_sizes(
         resize=resize,
         setup_share=setup_share,
         batch_minutes=batch_minutes,
+        rows=rows,
+        parallel=parallel,
     )
     for analysis, r in records.items():
         if r["mode"] == AUTO:

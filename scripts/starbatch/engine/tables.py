@@ -52,6 +52,18 @@ def read_csv_table(path: str | Path) -> pd.DataFrame:
     return raw
 
 
+def analysis_counts(table: str | Path | None, specs: Iterable[str | Path] = ()) -> dict:
+    """Rows per analysis in the table and specs, unvalidated (what auto sizing balances
+    over); the table's own errors come from load_tasks."""
+    counts: dict[str, int] = {}
+    frames = ([read_csv_table(table)] if table else []) + [read_yaml_specs(s) for s in specs]
+    for frame in frames:
+        if "analysis" in frame:
+            for name, n in frame["analysis"].astype(str).str.strip().value_counts().items():
+                counts[name] = counts.get(name, 0) + int(n)
+    return counts
+
+
 # What pyarrow's CSV reader would read differently from pandas' with skipinitialspace
 # and comments (or what moves line numbers): such a file takes the exact path.
 _NOT_CLEAN = (b"#", b'"', b"\r", b"\t", b", ", b"\n\n", b"\n ")
