@@ -1,7 +1,8 @@
 """apogeenet: an APOGEENet-style 1-D CNN predicting Teff, logg and [Fe/H] from the
-apStar spectrum, with uncertainties from noise draws (see starbatch.methods.apogeenet). Loading the
-network is the set-up paid once per batch; inference stacks the chunk's spectra (and
-all their noise draws) into tensors and runs on CUDA when available, else on CPU.
+apStar spectrum, the mean over noise draws, with uncertainties from their spread (see
+starbatch.methods.apogeenet). Loading the network is the set-up paid once per batch;
+inference stacks the chunk's spectra (and all their noise draws) into tensors and runs on
+CUDA when available, else on CPU.
 Goodness of fit (POOR_FIT): the network has no chi-square of its own, so the spectrum is
 compared with the emulator at the predicted labels, both prepared the same way."""
 
@@ -31,7 +32,12 @@ class ApogeeNet(Analysis):
             "v2",
             help="weights apogeenet-{model}.pt (project, else shipped)",
         ),
-        Parameter("n_draws", int, 32, help="noise draws for the uncertainties; 0: no errors"),
+        Parameter(
+            "n_draws",
+            int,
+            32,
+            help="noise draws: label = their mean, error = their spread; 0: unperturbed, no errors",
+        ),
         Parameter(
             "device",
             str,

@@ -179,12 +179,13 @@ def calibrate(model: ApogeeNetModel, emulator: Emulator, cfg: dict) -> np.ndarra
 
 def validate(model: ApogeeNetModel, emulator: Emulator, cfg: dict) -> dict:
     """Bias and robust scatter per label on held-out synthetic sets, one per S/N (seeded
-    apart from the training set)."""
+    apart from the training set), of the labels as the analysis reports them: the mean
+    over ``calib_draws`` noise draws, as in calibrate."""
     out = {"n_per_snr": int(cfg["n_valid"]), "by_snr": {}}
     for k, snr in enumerate(cfg["valid_snr"]):
         seed = int(cfg["seed"]) + 1000 + k
         labels, _, x, e = network_set(emulator, int(cfg["n_valid"]), snr, seed, model.cont_mask)
-        values, _ = model.predict(x, e, n_draws=0)
+        values, _ = model.predict(x, e, n_draws=int(cfg["calib_draws"]))
         out["by_snr"][str(snr)] = label_stats(labels, values)
     return out
 

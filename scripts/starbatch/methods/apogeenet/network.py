@@ -13,10 +13,12 @@ flattening, clipping; version PREP_VERSION, stored in the weights).
 
 Uncertainties, as in the original: the prepared flux is perturbed ``n_draws`` times with
 Gaussian noise of its (clipped) error, every draw goes through the network, and the
-standard deviation of the outputs is the reported error. The reported value is the
-network's output for the unperturbed spectrum. The standard-normal noise pattern comes
-from a fixed seed and is the same for every spectrum, so a spectrum's result does not
-depend on the batch it is in. The draws measure noise propagation only; the network's
+standard deviation of the outputs is the reported error. The reported value is the mean
+of the outputs over the draws (without draws, the output for the unperturbed spectrum):
+the mean is smoother than a single output on inputs unlike the training set. The
+standard-normal noise pattern comes from a fixed seed and is the same for every
+spectrum, so a spectrum's result is deterministic and does not depend on the batch it is
+in. The draws measure noise propagation only; the network's
 own error is ``model_error`` (per label, calibrated at training time on held-out spectra
 so that (estimate - truth) / error has unit robust spread; starbatch.offline.calibration),
 added in quadrature by the analysis.
@@ -122,19 +124,20 @@ class ApogeeNetModel:
         self, x: np.ndarray, e: np.ndarray, n_draws: int = 0, rows: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Labels (n, 3) and their noise-draw standard deviations (n, 3; NaN without
-        draws) for prepared inputs. The draws of all spectra go through the network
+        draws) for prepared inputs. With draws the label is the mean over them, else the
+        output for the unperturbed input. The draws of all spectra go through the network
         together, ``rows`` inputs per forward pass (bounds memory)."""
-        values = self._forward(x, rows) * self.label_std + self.label_mean
-        errors = np.full_like(values, np.nan)
-        if n_draws > 1 and len(x):
-            z = np.random.default_rng(DRAW_SEED).standard_normal((n_draws, x.shape[1]))
-            z = z.astype(np.float32)
-            drawn = np.clip(
-                x[:, None, :] + z[None] * e[:, None, :], -INPUT_SCALE, 0.5 * INPUT_SCALE
-            )
-            out = self._forward(drawn.reshape(-1, x.shape[1]), rows).reshape(len(x), n_draws, 3)
-            errors = out.std(axis=1, ddof=1) * self.label_std
-        return values, errors
+        if n_draws < 2 or not len(x):
+            values = self._forward(x, rows) * self.label_std + self.label_mean
+            return values, np.full_like(values, np.nan)
+        z = np.random.default_rng(DRAW_SEED).standard_normal((n_draws, x.shape[1]))
+        z = z.astype(np.float32)
+        drawn = np.clip(x[:, None, :] + z[None] * e[:, None, :], -INPUT_SCALE, 0.5 * INPUT_SCALE)
+        out = self._forward(drawn.reshape(-1, x.shape[1]), rows).reshape(len(x), n_draws, 3)
+        # The mean over the (fixed-seed) draws, not the output for the unperturbed input:
+        # it is smoother on inputs unlike the training set (other noise, other reductions).
+        values = out.mean(axis=1) * self.label_std + self.label_mean
+        return values, out.std(axis=1, ddof=1) * self.label_std
 
 
 def save_model(path: str | Path, net, meta: dict) -> None:
