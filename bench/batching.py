@@ -130,8 +130,10 @@ def run_auto(base, root, stars, cores) -> tuple[float, dict]:
     config = yaml.safe_load(config_path.read_text())
     config["analyses"]["gridfit"]["max_batch_size"] = "auto"
     config_path.write_text(yaml.safe_dump(config))
+    # Every batch is redone, also when the new size equals the old (then the plan files
+    # do not change and nothing else would rerun).
     result = run_workflow(
-        base, workdir.name, root, stars, 0, cores, "--forcerun", "plan",
+        base, workdir.name, root, stars, 0, cores, "--forcerun", "plan", "analyse_batch",
         "--config", "resize_batches=True",
     )  # fmt: skip
     sizes = json.loads((workdir / "results/plan/sizes.json").read_text())["gridfit"]
