@@ -1,8 +1,7 @@
 """The plan's record (engine/plancache.py): an unchanged re-plan reads and writes
 nothing; anything a plan is made from that changes makes it a full plan again."""
 
-import os
-import time
+import json
 
 import pandas as pd
 import pytest
@@ -12,20 +11,18 @@ from starbatch.engine.tables import TableError, load_tasks
 from test_planning import HEADER, make_files, write
 
 ROWS = "".join(f"MyAnalysisTask,apo25m,f,o{i},1,1,\n" for i in range(5))
-OLD = time.time() - 60
 
 
-def age(root):
-    """Make every directory older than the racy window (a survey's files are not
-    seconds old when it plans)."""
-    for directory, _, _ in os.walk(root):
-        os.utime(directory, (OLD, OLD))
+@pytest.fixture(autouse=True)
+def trusted_directories(monkeypatch):
+    """No racy window: files made by a test are milliseconds old, a survey's are not
+    (test_fresh_directories_keep_no_record puts the window back)."""
+    monkeypatch.setattr(plancache, "RACY_S", 0.0)
 
 
 def setup(tmp_path, registry, skip=("o3",)):
     table = write(tmp_path, HEADER + ROWS)
     make_files(tmp_path / "sas", load_tasks(table, registry=registry).frame, skip=skip)
-    age(tmp_path / "sas")
     return table
 
 
@@ -68,6 +65,22 @@ def _path_of(tmp_path, obj):
     return skipped.loc[skipped["obj"] == obj, "path"].iloc[0].split("/")
 
 
+def _chmod_round_trip(tmp_path):
+    """A chmod (say, a directory unreadable at the plan made readable): its ctime
+    moves, its mtime does not."""
+    directory = (tmp_path / "sas").joinpath(*_path_of(tmp_path, "o3")[:-1])
+    mtime = directory.stat().st_mtime_ns
+    directory.chmod(0o755)
+    assert directory.stat().st_mtime_ns == mtime
+
+
+def _record_without_outputs(tmp_path):
+    path = tmp_path / "plan" / plancache.RECORD
+    record = json.loads(path.read_text())
+    del record["outputs"]
+    path.write_text(json.dumps(record))
+
+
 CHANGES = {
     # what changes -> (how, the plan's counts after it)
     "a missing file appears": (_new_file, {"skipped": 0, "batches": 3}),
@@ -87,6 +100,8 @@ CHANGES = {
         lambda p: (p / "plan" / "batches" / "MyAnalysisTask-00000000-0009.json").write_text("{}"),
         {"skipped": 1, "plan_files_removed": 1},
     ),
+    "a directory's permissions change": (_chmod_round_trip, {"skipped": 1}),
+    "a record without its outputs": (_record_without_outputs, {"skipped": 1}),
     "the record is garbage": (
         lambda p: (p / "plan" / plancache.RECORD).write_bytes(b"\x00\xff"),
         {"skipped": 1},
@@ -103,10 +118,21 @@ def test_any_change_makes_a_full_plan(tmp_path, registry, change):
     stats = run(tmp_path, registry, table)
     assert not stats["unchanged"]
     assert {k: stats[k] for k in expected} == expected
-    # and once directories are old again, a plan is recorded and the next is unchanged
-    age(tmp_path / "sas")
-    run(tmp_path, registry, table)
+    # and the plan is recorded again: the next one is unchanged
     assert run(tmp_path, registry, table)["unchanged"]
+
+
+def test_the_root_as_written_is_part_of_the_record(tmp_path, registry):
+    table = setup(tmp_path, registry)
+    run(tmp_path, registry, table)
+    (tmp_path / "link").symlink_to(tmp_path / "sas")
+    plan_dir = tmp_path / "plan"
+    stats = planning.plan(
+        table, [], tmp_path / "link", plan_dir, plan_dir / "manifest.tsv",
+        plan_dir / "skipped.csv", 2, registry,
+    )  # fmt: skip
+    assert not stats["unchanged"]
+    assert "/link/" in pd.read_csv(plan_dir / "skipped.csv")["reason"][0]
 
 
 @pytest.mark.parametrize("change", [{"size": 3}, {"digest": "another schema"}])
@@ -116,8 +142,9 @@ def test_sizes_and_settings_are_part_of_the_record(tmp_path, registry, change):
     assert not run(tmp_path, registry, table, **change)["unchanged"]
 
 
-def test_fresh_directories_keep_no_record(tmp_path, registry):
+def test_fresh_directories_keep_no_record(tmp_path, registry, monkeypatch):
     """Files written seconds ago could change again within one mtime tick: no record."""
+    monkeypatch.setattr(plancache, "RACY_S", 2.0)
     table = write(tmp_path, HEADER + ROWS)
     make_files(tmp_path / "sas", load_tasks(table, registry=registry).frame)
     assert not run(tmp_path, registry, table)["unchanged"]
@@ -130,7 +157,7 @@ def test_a_deleted_model_file_is_not_hidden_by_the_record(tmp_path):
     model.write_text("x")
     plan_dir = tmp_path / "plan"
     (plan_dir / "batches").mkdir(parents=True)
-    assert plancache.save(plan_dir, "k", {}, [], [str(model)], {"tasks": 0})
+    assert plancache.save(plan_dir, "k", {}, [], [str(model)], {"tasks": 0}, batch_files=0)
     assert plancache.unchanged(plan_dir, "k", tmp_path, buildable=[]) == {"tasks": 0}
     assert plancache.unchanged(plan_dir, "other", tmp_path, buildable=[]) is None
     model.unlink()
@@ -144,3 +171,16 @@ def test_a_missing_table_still_gets_the_full_plans_error(tmp_path, registry):
     table.unlink()
     with pytest.raises((TableError, FileNotFoundError), match="obs.csv"):
         run(tmp_path, registry, table)
+
+
+def test_a_projects_own_model_file_changes_the_workflows_settings(tmp_path, monkeypatch):
+    """A trained file in resources/models/ replaces the shipped one (model_path): the
+    workflow's settings digest (scripts/plan.py) moves, so the plan is made again."""
+    from starbatch.resources import project_models_state
+
+    monkeypatch.chdir(tmp_path)
+    before = project_models_state()
+    (tmp_path / "resources/models").mkdir(parents=True)
+    (tmp_path / "resources/models/apogeenet-v2.pt").write_bytes(b"weights")
+    assert project_models_state() != before
+    assert "apogeenet-v2.pt" in project_models_state()

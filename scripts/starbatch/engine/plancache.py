@@ -4,15 +4,18 @@ costs a hash of the table rather than a whole plan.
 Planning runs on every table edit, and Snakemake reruns it whenever the table's mtime
 changes. A plan depends only on: the table and spec files (their bytes), the SAS root,
 the batch sizes, the planning and analysis code, the workflow's own settings (the
-caller's ``extra``), which files exist in the directories the table points into, and
-which model files exist. The record (``cache.json`` in the plan directory) holds a
-digest of the first five, the mtime of every directory listed (a file added or removed
-changes it), the model files, the size and mtime of every plan file written, and the
-plan's counts. When all of them still hold, nothing is read or written.
+caller's ``extra``: its schema, the project's own model files), which files exist in
+the directories the table points into, and which model files exist. The record
+(``cache.json`` in the plan directory) holds a digest of the first five, the mtime,
+ctime, inode and device of every directory listed (taken before its listing: a file
+added or removed moves the mtime, a chmod the ctime, a swapped-in directory the inode),
+the model files, the size and mtime of every plan file written, and the plan's counts.
+When all of them still hold, nothing is read or written.
 
-A directory modified within ``RACY_S`` of being listed could change again within the
-filesystem's timestamp granularity without its mtime moving (git's "racy" index
-entries): then no record is kept and the next plan is a full one.
+A directory modified within ``RACY_S`` before it was listed could change again within
+the filesystem's timestamp granularity (1 s on some NFS and Lustre servers) without its
+times moving (git's "racy" index entries): then no record is kept and the next plan is
+a full one.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -35,9 +37,12 @@ RECORD = "cache.json"
 RACY_S = 2.0
 
 
-def file_digest(path: Path) -> str:
+def file_digest(path: str | Path) -> str:
+    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def code_files(registry: Mapping[str, type]) -> list[Path]:
@@ -65,11 +70,13 @@ def plan_key(
     h = hashlib.sha256(FORMAT.encode())
     for path in tables:
         try:
-            h.update(f"\0table {Path(path).resolve()} {file_digest(Path(path))}".encode())
+            h.update(f"\0table {Path(path).resolve()} {file_digest(path)}".encode())
         except OSError:
             return None
     sizes = max_batch_size if isinstance(max_batch_size, Mapping) else {"*": max_batch_size}
-    h.update(f"\0root {Path(root).resolve()}\0sizes {json.dumps(sizes, sort_keys=True)}".encode())
+    # As given too: the skipped report's reasons name the root as it was written.
+    h.update(f"\0root {root} {Path(root).resolve()}".encode())
+    h.update(f"\0sizes {json.dumps(sizes, sort_keys=True)}".encode())
     for name, cls in sorted(registry.items()):
         h.update(f"\0analysis {name} {cls.__module__}.{cls.__qualname__} {cls.version}".encode())
     for path in code_files(registry):
@@ -78,17 +85,21 @@ def plan_key(
     return h.hexdigest()
 
 
-def directory_mtime(path: Path) -> int | None:
+def directory_state(path: Path) -> list[int] | None:
+    """What a directory's listing can change without: mtime and ctime (a chmod, which
+    a user cannot backdate), inode and device (a directory swapped in); None if absent."""
     try:
-        return os.stat(path).st_mtime_ns
+        st = os.stat(path)
     except OSError:
         return None
+    return [st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
 
 
-def racy(directories: Mapping[str, int | None]) -> bool:
-    """Whether any directory changed too recently for its mtime to be trusted."""
-    now = time.time_ns()
-    return any(m is not None and now - m < RACY_S * 1e9 for m in directories.values())
+def racy(state: list[int] | None, listed_ns: int) -> bool:
+    """Whether a change right after the listing could leave ``state`` as it is: the
+    directory changed within RACY_S (timestamp granularity, e.g. 1 s on NFS or
+    Lustre) before it was listed."""
+    return state is not None and listed_ns - max(state[0], state[1]) < RACY_S * 1e9
 
 
 def output_state(plan_dir: Path, outputs: Iterable[Path]) -> dict:
@@ -112,16 +123,20 @@ def forget(plan_dir: Path) -> None:
 def save(
     plan_dir: Path,
     key: str,
-    directories: Mapping[str, int | None],
+    directories: Mapping[str, tuple],
     outputs: Iterable[Path],
     model_files: Iterable[str],
     stats: dict,
+    batch_files: int,
 ) -> bool:
-    """Record a plan just written (``directories``: mtimes from before their listing);
-    False, and no record, when a directory is racy."""
+    """Record a plan just written (``directories``: {directory: (directory_state from
+    before its listing, time.time_ns() just before it)}); False, and no record, when a
+    directory is racy."""
     plan_dir = Path(plan_dir)
-    if racy(directories):
-        log.info("plan record not kept: a listed directory changed in the last %.0f s", RACY_S)
+    if any(racy(state, at) for state, at in directories.values()):
+        log.info(
+            "plan record not kept: a listed directory changed within %.0f s of its listing", RACY_S
+        )
         return False
     outputs = list(outputs)
     write_json(
@@ -129,9 +144,9 @@ def save(
         {
             "format": FORMAT,
             "key": key,
-            "directories": dict(directories),
+            "directories": {d: state for d, (state, _) in directories.items()},
             "outputs": output_state(plan_dir, outputs),
-            "batch_files": sum(1 for p in outputs if p.parent.name == "batches"),
+            "batch_files": batch_files,
             "model_files": sorted(set(model_files)),
             "stats": stats,
         },
@@ -152,19 +167,27 @@ def unchanged(
         return None
     if not isinstance(record, dict) or record.get("format") != FORMAT or record.get("key") != key:
         return None
-    root = Path(root)
-    if any(directory_mtime(root / d) != m for d, m in record["directories"].items()):
+    try:
+        if not _still_holds(record, plan_dir, Path(root), buildable):
+            return None
+    except (KeyError, TypeError, ValueError, AttributeError):  # a record edited by hand
         return None
+    return record["stats"] if isinstance(record.get("stats"), dict) else None
+
+
+def _still_holds(record: dict, plan_dir: Path, root: Path, buildable) -> bool:
+    if any(directory_state(root / d) != m for d, m in record["directories"].items()):
+        return False
     outputs = [plan_dir / p for p in record["outputs"]]
     if output_state(plan_dir, outputs) != record["outputs"]:
-        return None
+        return False
     try:  # a plan file added by hand would be kept by the record but removed by a plan
         if len(os.listdir(plan_dir / "batches")) != record["batch_files"]:
-            return None
+            return False
     except OSError:
-        return None
+        return False
     if buildable is not None:  # a needed model file deleted: the full plan says which row
         buildable = set(buildable)
         if any(m not in buildable and not Path(m).exists() for m in record["model_files"]):
-            return None
-    return record["stats"]
+            return False
+    return True

@@ -38,7 +38,7 @@ log = logging.getLogger("starbatch")
 class Plan:
     batches: pd.DataFrame  # one row per task that will run, with its batch ID
     skipped: pd.DataFrame  # tasks whose file is missing, with the reason
-    # The directories listed (under the root) and their mtime_ns just before (None: absent).
+    # The directories listed (under the root): {directory: (state, listing time)}.
     listed: dict = field(default_factory=dict)
 
 
@@ -72,13 +72,14 @@ def assign_batches(frame: pd.DataFrame, max_batch_size: int | Mapping[str, int])
 def find_missing(paths: pd.Series, root: Path, listed: dict | None = None) -> pd.Series:
     """True where the file does not exist. Lists each directory once rather
     than stat-ing every file: a million files in a few thousand directories.
-    ``listed`` gets each directory's mtime from before its listing (plancache.py)."""
+    ``listed`` gets each directory's state from before its listing and the time of
+    the listing (plancache.py)."""
     paths_ = pa.array(paths, pa.large_string())
     directories = pc.replace_substring_regex(paths_, r"(^|/)[^/]*$", "")
     existing = []
     for directory in pc.unique(directories).to_pylist():
         if listed is not None:
-            listed[directory] = plancache.directory_mtime(root / directory)
+            listed[directory] = (plancache.directory_state(root / directory), time.time_ns())
         try:
             names = os.listdir(root / directory)
         except OSError:
@@ -259,6 +260,7 @@ def write_plan(
             [Path(manifest), Path(skipped_csv), *files, *map(settings_path, files)],
             [m for row in rows for m in row[3]],
             stats,
+            batch_files=len(files),
         )
     return stats
 
