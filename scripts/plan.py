@@ -20,6 +20,7 @@ from starbatch.engine.sizing import (
     write_sizes,
 )
 from starbatch.engine.tables import analysis_counts
+from starbatch.resources import project_models_state
 
 
 def check_schema(raw, schema) -> None:
@@ -63,7 +64,7 @@ def from_snakemake(smk) -> None:
         registry,
         check_csv=lambda raw: check_schema(raw, schema),
         buildable=list(smk.params.buildable),
-        settings_digest=file_digest(schema),
+        settings_digest=file_digest(schema) + project_models_state(),
     )
     write_sizes(plan_dir, records)  # after the plan: a failed plan changes nothing
 
@@ -107,6 +108,7 @@ def cli() -> None:
         plan_dir / "skipped.csv",
         sizes,
         registry,
+        settings_digest=project_models_state(),
     )
     write_sizes(plan_dir, records)
 

@@ -21,6 +21,18 @@ def model_path(filename: str) -> str:
     return str(local) if local.exists() else str(MODELS / filename)
 
 
+def project_models_state() -> str:
+    """The project's own model files, by name, size and mtime: one appearing replaces
+    a shipped file (model_path), so a plan must notice (engine/plancache.py)."""
+    if not PROJECT_MODELS.is_dir():
+        return ""
+    return ";".join(
+        f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+        for p in sorted(PROJECT_MODELS.iterdir())
+        if p.is_file()
+    )
+
+
 def training_config(filename: str) -> str:
     """The project's own training config if it has one, else the shipped one."""
     return model_path(filename)
