@@ -59,6 +59,7 @@ def test_auto_size_is_kept_until_a_resize_and_fixed_sizes_pass_through():
         (237, 2000, 2, 200),  # 9 batches = 4.5 rounds: 10 equal ones
         (100, 200, 2, 100),  # already whole rounds
         (100, 201, 2, 51),  # 3 batches -> 4
+        (100, 9, 4, 2),  # no size makes 4 batches of 9 rows: 5
         (10, 5, 8, 1),  # fewer rows than slots: one each
         (237, 2000, 1, 237),  # one at a time: the cost rule's size
         (245, 0, 2, 245),  # no rows known
@@ -68,10 +69,16 @@ def test_balance_fills_whole_rounds_of_parallel_batches(size, rows, parallel, ex
     balanced, note = balance(size, rows, parallel)
     assert balanced == expected
     assert (balanced != size) == ("balanced to" in note)
-    if rows:
-        batches = -(-rows // balanced)
-        assert batches >= min(parallel, rows)
-        assert batches % parallel == 0 or batches == rows or balanced == size
+
+
+def test_balance_never_leaves_a_slot_idle_nor_grows_a_batch():
+    for parallel in range(2, 9):
+        for size in range(1, 40):
+            for rows in range(1, 150):
+                balanced, _ = balance(size, rows, parallel)
+                batches = -(-rows // balanced)
+                assert 1 <= balanced <= size, (size, rows, parallel)
+                assert batches >= min(parallel, rows), (size, rows, parallel)
 
 
 def test_only_a_chosen_size_is_balanced_and_rows_are_counted_only_then():

@@ -53,11 +53,12 @@ REGISTRY = analysis_registry()
 
 
 def parallel_batches():
-    """How many batch jobs run at once, to balance auto batch sizes (engine/sizing.py):
-    the config's parallel_batches, else --jobs on a cluster, else --cores."""
+    """The default of the config's parallel_batches (batch jobs at once, to balance
+    auto batch sizes, engine/sizing.py): --cores for a local run. On a cluster --jobs
+    only caps the queue, not what runs at once: 1 (no balancing) unless configured."""
     if workflow.non_local_exec:
-        return workflow.nodes or 1
-    return workflow._cores or 1
+        return 1
+    return max(1, workflow._cores or 1)
 
 
 # In the config, not params: the plan job reads it when it chooses a size, and a run

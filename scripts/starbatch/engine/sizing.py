@@ -9,7 +9,7 @@ at most ``target_setup_share`` and caps n so that a batch runs at most
 analysis declares (Analysis.resources, also the SLURM defaults).
 
 A chosen size is then balanced over the batches that run at once (``parallel_batches``:
-the run's --cores, or --jobs on a cluster): an analysis gets at least that many batches
+the run's --cores; on a cluster, what the config says): an analysis gets at least that many batches
 when it has that many observations, and its batch count is rounded up to whole rounds
 of them at equal sizes, so no core idles while the last batch runs alone. This can lift
 the set-up share above the target (at most parallel_batches - 1 more batches); the
@@ -101,17 +101,21 @@ def choose_size(
 
 
 def balance(size: int, rows: int, parallel: int) -> tuple[int, str]:
-    """(size, note): ``size`` lowered so that ``rows`` observations make whole rounds of
-    ``parallel`` equal batches (at least ``parallel`` of them when there are that many
-    rows); unchanged for one batch at a time or no rows."""
+    """(size, note): ``size`` lowered so that ``rows`` observations make at least
+    ``parallel`` batches (or one per row) and whole rounds of ``parallel`` equal
+    batches where a whole size allows it (9 rows on 4 slots: 5 batches of 2, as no size
+    makes 4); unchanged for one batch at a time or no rows."""
     if parallel <= 1 or rows <= 0:
         return size, ""
-    batches = math.ceil(rows / size)
-    if batches < parallel:
-        batches = min(parallel, rows)  # every slot busy, even if set-up weighs more
+    wanted = math.ceil(rows / size)
+    if wanted < parallel:
+        wanted = min(parallel, rows)  # every slot busy, even if set-up weighs more
     else:
-        batches = math.ceil(batches / parallel) * parallel  # the last round full
-    balanced = min(size, math.ceil(rows / batches))
+        wanted = math.ceil(wanted / parallel) * parallel  # the last round full
+    balanced = math.ceil(rows / wanted)  # equal sizes; may make fewer than wanted
+    if math.ceil(rows / balanced) < wanted:
+        balanced = (rows - 1) // (wanted - 1)  # the largest size making at least wanted
+    balanced = max(1, min(size, balanced))
     if balanced == size:
         return size, ""
     return balanced, (
