@@ -25,6 +25,8 @@ from . import labels
 class ApogeeNet(Analysis):
     name = "apogeenet"
     product = APSTAR
+    # 2: the labels are the mean over the noise draws (methods/apogeenet/network.py).
+    version = "2"
     parameters = (
         Parameter(
             "model",
@@ -50,7 +52,7 @@ class ApogeeNet(Analysis):
     # A network in memory (GPUs only when the config asks: analyses.apogeenet.gpu).
     resources = {"mem_mb": 4000, "runtime_setup_s": 120, "runtime_per_obs_s": 0.5, "threads": 2}
     columns = labels.LABEL_COLUMNS + labels.QUALITY_COLUMNS
-    # Spectra per analyse_many call: x n_draws+1 network inputs (~35 kB each) per chunk.
+    # Spectra per analyse_many call: x n_draws (or 1) network inputs (~35 kB each).
     chunk_size = 32
 
     @classmethod
