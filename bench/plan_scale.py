@@ -1,16 +1,16 @@
 """Planning at scale: a 1,000,000-row task table (gridfit and snr on 500,000 stars)
-through the workflow's planning call (read and validate, batch, write), timed phase by
-phase, with peak memory.
+through the engine's planning call, plan() (read and validate, batch, write; the
+workflow adds its schema check and auto sizing around it), timed phase by phase, with
+peak memory.
 
 The stars' files exist (hard links to a few real-format apStar files, in the SDSS
 layout) except one in 1000, so the missing-file check and the skipped report do real
 work. Planning runs in a fresh process so its peak RSS is planning alone; it runs
 three times: from nothing, on the same table (the plan's record says nothing changed:
 nothing is read or rewritten), and on the table with one row appended (a full plan
-that rewrites only what changed). The
-floor, measured in the same run, is reading the table with pyarrow's CSV reader and
-listing the directories it points into; the last line printed is one JSON object with
-the figures and the ratios to the floor.
+that rewrites only what changed). The floor, measured in the same run, is reading the
+table with pyarrow's CSV reader and listing the directories it points into; the last
+line printed is one JSON object with the figures and the ratios to the floor.
 
     .venv/bin/python bench/plan_scale.py [--rows 1000000] [--workdir DIR] [--keep] [--reuse]
 """
