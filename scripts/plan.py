@@ -9,8 +9,8 @@ from pathlib import Path
 
 from starbatch.analyses.registry import load_registry
 from starbatch.engine.entry import run_entry
-from starbatch.engine.plancache import file_digest
 from starbatch.engine.planning import plan
+from starbatch.engine.provenance import file_sha256
 from starbatch.engine.sizing import (
     AUTO,
     DEFAULT_BATCH_MINUTES,
@@ -64,7 +64,7 @@ def from_snakemake(smk) -> None:
         registry,
         check_csv=lambda raw: check_schema(raw, schema),
         buildable=list(smk.params.buildable),
-        settings_digest=file_digest(schema) + project_models_state(),
+        settings_digest=file_sha256(schema) + project_models_state(),
     )
     write_sizes(plan_dir, records)  # after the plan: a failed plan changes nothing
 

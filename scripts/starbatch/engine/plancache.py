@@ -29,20 +29,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .atomic import write_json
+from .provenance import file_sha256
 
 log = logging.getLogger("starbatch")
 
 FORMAT = "starbatch-plan-record-1"
 RECORD = "cache.json"
 RACY_S = 2.0
-
-
-def file_digest(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def code_files(registry: Mapping[str, type]) -> list[Path]:
@@ -70,7 +63,7 @@ def plan_key(
     h = hashlib.sha256(FORMAT.encode())
     for path in tables:
         try:
-            h.update(f"\0table {Path(path).resolve()} {file_digest(path)}".encode())
+            h.update(f"\0table {Path(path).resolve()} {file_sha256(path)}".encode())
         except OSError:
             return None
     sizes = max_batch_size if isinstance(max_batch_size, Mapping) else {"*": max_batch_size}
@@ -80,7 +73,7 @@ def plan_key(
     for name, cls in sorted(registry.items()):
         h.update(f"\0analysis {name} {cls.__module__}.{cls.__qualname__} {cls.version}".encode())
     for path in code_files(registry):
-        h.update(f"\0code {path} {file_digest(path)}".encode())
+        h.update(f"\0code {path} {file_sha256(path)}".encode())
     h.update(f"\0extra {extra}".encode())
     return h.hexdigest()
 

@@ -284,7 +284,7 @@ def plan(
     files the workflow can make; if given, every other model file a batch needs must
     already exist. Nothing is read or written when nothing the last plan was made
     from has changed (plancache.py)."""
-    root, clock = Path(root), [time.perf_counter()]
+    root, started = Path(root), time.perf_counter()
     tables = [table, *specs] if table else list(specs)
     key = plancache.plan_key(tables, root, max_batch_size, registry, settings_digest)
     stats = plancache.unchanged(Path(plan_dir), key, root, buildable) if root.is_dir() else None
@@ -295,23 +295,26 @@ def plan(
             Path(plan_dir) / plancache.RECORD,
         )
         stats = {**stats, "plan_files_written": 0, "plan_files_removed": 0, "unchanged": True}
-        phases = ["check"]
+        seconds = {"check": time.perf_counter() - started}
     else:
         tasks = load_tasks(table, specs, registry=registry, check_csv=check_csv)
-        clock.append(time.perf_counter())
+        read = time.perf_counter()
         if not root.is_dir():
             raise FileNotFoundError(f"SAS root {root} is not a directory (set sas_base_dir)")
         result = make_plan(tasks, root, max_batch_size)
         if buildable is not None:
             check_model_files(result, registry, buildable)
-        clock.append(time.perf_counter())
+        batched = time.perf_counter()
         stats = write_plan(
             result, Path(plan_dir), Path(manifest), Path(skipped), registry, record_key=key
         )
         stats["unchanged"] = False
-        phases = ["read", "batch", "write"]
-    clock.append(time.perf_counter())
-    stats["seconds"] = dict(zip(phases, np.diff(clock).round(3).tolist(), strict=True))
+        seconds = {
+            "read": read - started,
+            "batch": batched - read,
+            "write": time.perf_counter() - batched,
+        }
+    stats["seconds"] = {phase: round(s, 3) for phase, s in seconds.items()}
     log.info(
         "planned %d task(s) into %d batch(es); %d plan file(s) written, %d removed (%s s)",
         stats["tasks"] - stats["skipped"],

@@ -27,6 +27,15 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def file_sha256(path: str | Path) -> str:
+    """The file's SHA-256, read now (sha256_file caches it by size and mtime)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def sha256_file(path: str | Path) -> str:
     st = os.stat(path)
     key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
@@ -40,11 +49,7 @@ def sha256_file(path: str | Path) -> str:
             return cached["sha256"]
     except (OSError, ValueError, KeyError, TypeError):
         pass  # no cache yet, or another file's, or damaged: hash it
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    _DIGESTS[key] = digest.hexdigest()
+    _DIGESTS[key] = file_sha256(path)
     record = {"path": key[0], "size": key[1], "mtime_ns": key[2], "sha256": _DIGESTS[key]}
     try:  # concurrent jobs may write it at once: each renames its own temporary file
         cache.parent.mkdir(parents=True, exist_ok=True)

@@ -235,8 +235,8 @@ def validate(raw: pd.DataFrame, registry: Mapping[str, type[Analysis]]) -> TaskT
 
 def _in_table_order(frame: pd.DataFrame) -> pd.DataFrame:
     """The analyses' parts back in table order. A table that interleaves analyses (each
-    star's analyses on adjacent rows) needs a real sort: done column by column, so a
-    million rows never hold two copies of the whole frame (sort_index would): the
+    star's analyses on adjacent rows) needs a real sort, done column by column so that
+    a million rows never hold two copies of the whole frame (as sort_index would). The
     columns are moved out of ``frame``, which is left empty."""
     if frame.index.is_monotonic_increasing:
         return frame
