@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 import duckdb
@@ -47,6 +48,20 @@ def test_parquet_keeps_units_descriptions_flags_and_nulls(tmp_path):
     assert frame["n_pix"].isna().tolist() == [False, True]
     assert list(frame["obj"]) == ["2M1", "2M2"] and np.isnan(frame["teff"][1])
     assert [p.name for p in tmp_path.iterdir()] == ["s.parquet"]  # atomic: no temp left
+
+
+def test_a_table_read_back_is_rewritten_without_unit_warnings(tmp_path):
+    # A summary merges tables read from FITS, where dex comes back unrecognised.
+    t = Table()
+    t["teff"] = [4500.0] * u.K
+    t["logg"] = Table.Column([2.5], unit=u.dex)
+    write_fits(t, tmp_path / "batch.fits")
+    again = read_table(tmp_path / "batch.fits")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", u.UnitsWarning)
+        write_fits(again, tmp_path / "summary.fits")
+    header = fits.getheader(tmp_path / "summary.fits", 1)
+    assert (header["TUNIT1"], header["TUNIT2"]) == ("K", "dex")
 
 
 def test_parquet_from_a_fits_summary(tmp_path):

@@ -109,11 +109,7 @@ def write_fits(table: Table, path) -> None:
     foreign = {}
     for name in table.colnames:
         unit = table[name].unit
-        if unit is None:
-            continue
-        try:
-            unit.to_string("fits")
-        except ValueError:
+        if unit is not None and not _has_fits_name(unit):
             foreign[name] = unit.to_string()
             table[name].unit = None
     hdu = fits.table_to_hdu(table)
@@ -122,6 +118,18 @@ def write_fits(table: Table, path) -> None:
             hdu.header[f"TUNIT{i}"] = foreign[name]
     hdus = fits.HDUList([fits.PrimaryHDU(), hdu])
     write_atomic(path, lambda tmp: hdus.writeto(tmp))
+
+
+def _has_fits_name(unit) -> bool:
+    # A unit read back from FITS that FITS has no name for (dex) is an UnrecognizedUnit,
+    # whose to_string("fits") does not raise: table_to_hdu would warn once per column.
+    if isinstance(unit, u.UnrecognizedUnit):
+        return False
+    try:
+        unit.to_string("fits")
+    except ValueError:
+        return False
+    return True
 
 
 def _missing(dtype: str):
