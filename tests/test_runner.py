@@ -240,6 +240,7 @@ def test_provenance_in_the_header_and_in_every_row(sas, tmp_path):
     table = read_table(out)
     first = sas / table["path"][0]
     assert table["input_size"][0] == first.stat().st_size
+    assert table["input_size"].dtype.kind == "i" and table["input_size"].unit == "byte"
     assert table["input_mtime_ns"][0] == first.stat().st_mtime_ns
     assert table["input_checksum"][0] == fits.getheader(first)["CHECKSUM"]
     assert table["input_datasum"][0] == fits.getheader(first)["DATASUM"]

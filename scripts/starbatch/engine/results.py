@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from astropy import units as u
 from astropy.io import fits
-from astropy.table import Table, vstack
+from astropy.table import Column, Table, vstack
 
 from . import flags
 from .analysis import BOOKKEEPING, PROVENANCE, TRAILING, Task
@@ -81,7 +81,8 @@ def write_batch_table(
     t["time_s"] = np.array([o.seconds for o in outcomes]) * u.s
     t["setup_share_s"] = np.full(n, setup / max(n, 1)) * u.s
     facts = [o.input for o in outcomes]
-    t["input_size"] = np.array([f.get("size", -1) for f in facts], dtype=np.int64) * u.byte
+    sizes = np.array([f.get("size", -1) for f in facts], dtype=np.int64)
+    t["input_size"] = Column(sizes, unit=u.byte)  # a Quantity would make it a float
     t["input_mtime_ns"] = np.array([f.get("mtime_ns", -1) for f in facts], dtype=np.int64)
     t["input_checksum"] = [f.get("checksum", "") for f in facts]
     t["input_datasum"] = [f.get("datasum", "") for f in facts]
