@@ -4,6 +4,7 @@ log file, and one-line error messages instead of tracebacks for user errors."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -47,3 +48,15 @@ def run_entry(from_snakemake: Callable[[object], None], cli: Callable[[], None],
         setup_logging()
         with user_errors():
             cli()
+    if g.get("__name__") == "__main__":
+        exit_now()
+
+
+def exit_now() -> None:
+    """End a finished job without the interpreter's teardown of its ~1000 modules
+    (numpy, astropy, scipy: 0.1-0.3 s, paid by every job of a run). Everything the job
+    wrote is closed by then; the log and the standard streams are flushed here."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
