@@ -1,0 +1,34 @@
+"""The entry points' plumbing (engine/entry.py), run as the scripts run: a process."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+JOB = f"""
+import logging, sys
+sys.path.insert(0, {str(SCRIPTS)!r})
+from starbatch.engine.entry import run_entry
+
+def cli():
+    print("the result")  # a pipe: block-buffered, lost unless flushed
+    logging.getLogger("starbatch").info("the last log line")
+
+run_entry(None, cli, globals())
+raise SystemExit("run_entry returned: the job would pay the interpreter's teardown")
+"""
+
+
+def test_a_finished_job_exits_at_once_with_its_output_flushed():
+    proc = subprocess.run([sys.executable, "-c", JOB], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "the result\n"
+    assert proc.stderr.rstrip().endswith("INFO the last log line")
+
+
+def test_a_user_error_still_exits_1_with_one_line():
+    job = JOB.replace('print("the result")', 'raise ValueError("column x: not a number")')
+    proc = subprocess.run([sys.executable, "-c", job], capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.rstrip().endswith("ERROR column x: not a number")
