@@ -1,5 +1,6 @@
 """The entry points' plumbing (engine/entry.py), run as the scripts run: a process."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,10 +19,16 @@ def cli():
 run_entry(None, cli, globals())
 raise SystemExit("run_entry returned: the job would pay the interpreter's teardown")
 """
+# As a Snakemake job runs: stdout a block-buffered pipe (this machine sets it unbuffered).
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+
+
+def run(job: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", job], capture_output=True, text=True, env=ENV)
 
 
 def test_a_finished_job_exits_at_once_with_its_output_flushed():
-    proc = subprocess.run([sys.executable, "-c", JOB], capture_output=True, text=True)
+    proc = run(JOB)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "the result\n"
     assert proc.stderr.rstrip().endswith("INFO the last log line")
@@ -29,6 +36,6 @@ def test_a_finished_job_exits_at_once_with_its_output_flushed():
 
 def test_a_user_error_still_exits_1_with_one_line():
     job = JOB.replace('print("the result")', 'raise ValueError("column x: not a number")')
-    proc = subprocess.run([sys.executable, "-c", job], capture_output=True, text=True)
+    proc = run(job)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.rstrip().endswith("ERROR column x: not a number")
