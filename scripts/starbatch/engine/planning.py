@@ -75,27 +75,32 @@ def find_missing(paths: pd.Series, root: Path, listed: dict | None = None) -> pd
     ``listed`` gets each directory's state from before its listing and the time of
     the listing (plancache.py)."""
     paths_ = pa.array(paths, pa.large_string())
-    directories = pc.replace_substring_regex(paths_, r"(^|/)[^/]*$", "")
-    existing = []
-    for directory in pc.unique(directories).to_pylist():
+    directories = pc.unique(pc.replace_substring_regex(paths_, r"(^|/)[^/]*$", ""))
+    # The existing paths as arrow strings, a directory at a time: a million names as
+    # Python strings would hold ~130 MB more at the plan's peak.
+    existing = [pa.array([], pa.large_string())]
+    for directory in directories.to_pylist():
         if listed is not None:
             listed[directory] = (plancache.directory_state(root / directory), time.time_ns())
         try:
-            names = os.listdir(root / directory)
+            names = pa.array(os.listdir(root / directory), pa.large_string())
         except OSError:
             continue
-        prefix = f"{directory}/" if directory else ""
-        existing += [prefix + name for name in names]
-    found = pc.is_in(paths_, value_set=pa.array(existing, pa.large_string()))
+        existing.append(colwise.concat([f"{directory}/" if directory else "", names], len(names)))
+    found = pc.is_in(paths_, value_set=pa.concat_arrays(existing))
+    del existing, paths_
+    colwise.release_memory()
     return pd.Series(~found.to_numpy(zero_copy_only=False), index=paths.index)
 
 
 def make_plan(tasks: TaskTable, root: Path, max_batch_size: int | Mapping[str, int]) -> Plan:
+    """The batches and the skipped rows. The rows move from ``tasks`` into the plan
+    (``tasks.frame`` is left empty), so that a million rows are held once."""
     frame, listed = tasks.frame, {}
     missing = find_missing(frame["path"], Path(root), listed)
-    skipped = frame[missing].copy()
+    skipped = frame[missing]
     skipped["reason"] = [f"file not found: {root}/{p}" for p in skipped["path"]]
-    present = frame[~missing].copy()
+    present = colwise.move_rows(frame, np.flatnonzero(~missing.to_numpy()))
     present["batch"] = assign_batches(present, max_batch_size)
     colwise.release_memory()
     return Plan(batches=present, skipped=skipped, listed=listed)

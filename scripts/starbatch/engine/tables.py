@@ -240,13 +240,7 @@ def _in_table_order(frame: pd.DataFrame) -> pd.DataFrame:
     columns are moved out of ``frame``, which is left empty."""
     if frame.index.is_monotonic_increasing:
         return frame
-    order = np.argsort(frame.index.to_numpy(), kind="stable")
-    index = frame.index[order]
-    columns = {}
-    for name in list(frame.columns):
-        column = frame.pop(name)  # the unsorted column is freed once taken
-        columns[name] = pd.Series(column.array.take(order), index=index, dtype=column.dtype)
-    return pd.DataFrame(columns, index=index)
+    return colwise.move_rows(frame, np.argsort(frame.index.to_numpy(), kind="stable"))
 
 
 def _keys_by_product(raw: pd.DataFrame, analyses: pd.Series, registry) -> dict:
