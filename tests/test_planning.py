@@ -236,3 +236,33 @@ def test_interleaved_analyses_come_back_in_table_order(tmp_path, registry):
     parts = pd.concat([frame[frame["analysis"] == a] for a in ("gridfit", "snr")])
     expected = parts.sort_index()
     pd.testing.assert_frame_equal(tables._in_table_order(parts), expected)
+
+
+def test_parts_are_joined_as_pd_concat_joins_them():
+    """validate joins the analyses' parts column by column (engine/tables.py): the same
+    frame as pd.concat, also for columns only some parts have (other products' keys)."""
+    from starbatch.engine import tables
+
+    def parts():
+        apstar = pd.DataFrame(
+            {
+                "obj": pd.array(["2M1", "2M2"], dtype="str"),
+                "apstar_row": pd.array([0, 1], dtype=object),
+                "max_chi2_red": [5.0, 6.0],
+            },
+            index=[0, 2],
+        )
+        visit = pd.DataFrame(
+            {
+                "obj": pd.array(["2M3"], dtype="str"),
+                "mjd": pd.array([59000], dtype=object),
+                "fiber": pd.array([12], dtype=object),
+            },
+            index=[1],
+        )
+        return [apstar, visit]
+
+    joined = tables._concat_moving(pieces := parts())
+    pd.testing.assert_frame_equal(joined, pd.concat(parts()))
+    assert joined.loc[1, "mjd"] == 59000 and type(joined.loc[1, "mjd"]) is int
+    assert all(p.columns.empty for p in pieces)  # moved, not copied
