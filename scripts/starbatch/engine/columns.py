@@ -57,6 +57,17 @@ def move_rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(columns, index=index, copy=False)
 
 
+def string_hashes(strings: Sequence, chunk: int = 100_000) -> np.ndarray:
+    """A 64-bit hash per string (equal strings, equal hashes; in this process only),
+    made a chunk at a time: a million paths hashed without a million Python strings or
+    a dictionary of them (factorizing would copy every distinct string)."""
+    array = pa.array(strings)
+    out = np.empty(len(array), np.int64)
+    for start in range(0, len(array), chunk):
+        out[start : start + chunk] = [hash(s) for s in array.slice(start, chunk).to_pylist()]
+    return out
+
+
 def rows_where(column: Column, test: Callable[[Any], bool]) -> np.ndarray:
     """A boolean mask of the rows whose value passes ``test``."""
     codes, values = column

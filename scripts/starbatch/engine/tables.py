@@ -225,6 +225,7 @@ def validate(raw: pd.DataFrame, registry: Mapping[str, type[Analysis]]) -> TaskT
         raise TableError(problems)
 
     frame = _in_table_order(_concat_moving(parts))
+    colwise.release_memory()  # arrow's temporaries, before pandas' own for the check
     problems += _duplicates(frame, raw, where)
     if problems:
         raise TableError(problems)
@@ -376,9 +377,13 @@ def _parse_key_columns(product: DataProduct, key_frame: pd.DataFrame):
 def _duplicates(frame: pd.DataFrame, raw: pd.DataFrame, where) -> list[str]:
     """Two rows asking for the same analysis of the same observation with the
     same parameters would produce two identical results: almost always a mistake."""
-    # Rows with the same group and path are a superset of the duplicates, and few: the
-    # exact check (the joined canonical strings) runs on those candidate rows only.
-    frame = frame[frame.duplicated(["group", "path"], keep=False)]
+    # Rows with the same group and path hash are a superset of the duplicates, and few:
+    # the exact check (the joined canonical strings) runs on those candidate rows only.
+    codes = colwise.combine(
+        [frame["group"].factorize()[0], pd.factorize(colwise.string_hashes(frame["path"]))[0]],
+        len(frame),
+    )
+    frame = frame[pd.Series(codes).duplicated(keep=False).to_numpy()]
     ident = frame["group"] + "|" + frame["path"]
     for col in frame.columns:
         if col not in ("source", "line", "analysis", "path", "group"):
