@@ -52,8 +52,10 @@ def move_rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
     index = frame.index[positions]
     columns = {}
     for name in list(frame.columns):
-        column = frame.pop(name)  # the old column is freed once moved
+        column = frame.pop(name)
         columns[name] = pd.Series(column.array.take(positions), index=index, dtype=column.dtype)
+        del column
+        release_memory()  # arrow keeps a freed column for reuse, as resident memory
     return pd.DataFrame(columns, index=index, copy=False)
 
 
