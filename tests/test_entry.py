@@ -7,9 +7,8 @@ from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
-JOB = f"""
-import logging, sys
-sys.path.insert(0, {str(SCRIPTS)!r})
+JOB = """
+import logging
 from starbatch.engine.entry import run_entry
 
 def cli():
@@ -24,7 +23,9 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
 
 
 def run(job: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", job], capture_output=True, text=True, env=ENV)
+    # From scripts/, which Python puts first on the path of a -c job (as for a script).
+    cmd = [sys.executable, "-c", job]
+    return subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=SCRIPTS)
 
 
 def test_a_finished_job_exits_at_once_with_its_output_flushed():
