@@ -99,7 +99,7 @@ def test_analysis_is_vectorised_and_batch_independent(emulator):
 
 def test_parameters_and_model_path():
     cls = BUILTIN["apogeenet"]
-    names = ("apstar_row", "model", "n_draws", "max_chi2_red", "fit_floor")
+    names = ("apstar_row", "model", "n_draws", "max_chi2_red", "fit_floor", "max_chi2_excess")
     assert cls.significant_names() == names  # device is not
     path = cls.model_files({"model": "v2"})[0]
     assert path == str(WEIGHTS) and WEIGHTS.is_absolute()

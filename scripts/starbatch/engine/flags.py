@@ -10,6 +10,7 @@ POOR_FIT = 1 << 4
 LOW_SNR = 1 << 5
 NOT_RUN = 1 << 6
 NO_SPECTRUM = 1 << 7
+OFF_BEST_FIT = 1 << 8
 
 DESCRIPTIONS = {
     READ_ERROR: "READ_ERROR: file missing, unreadable or not a valid spectrum file",
@@ -22,6 +23,8 @@ DESCRIPTIONS = {
     NOT_RUN: "NOT_RUN: spectrum file missing at planning (results/plan/skipped.csv)",
     NO_SPECTRUM: "NO_SPECTRUM: the file has no spectrum from this instrument/observatory "
     "(e.g. an mwmStar of a BOSS-only star: empty APOGEE HDU)",
+    OFF_BEST_FIT: "OFF_BEST_FIT: the physical model fits the spectrum markedly better at other "
+    "labels (chi2_excess above max_chi2_excess): a learned analysis misread it",
 }
 
 # Flags that mean "no result": the row's values are NaN.
