@@ -16,11 +16,11 @@ Degrees 3-5 are equivalent; 4 had the smallest noiseless residual bias.
    b_j = sum w f m B_j and A_jk = sum w m^2 B_j B_k are matrix products
    (nspec x npix) @ (npix x nmodels) of data-side and model-side arrays, and
    chi2 = sum w f^2 - b^T A^-1 b. Invalid (untrained) nodes are skipped.
-2. Refinement around the best node: chi2 is minimised by scipy.optimize.least_squares
-   within the box of valid nodes +-1 step around it, the model interpolated with
-   tensor-product Lagrange polynomials: first over the box alone, then cubic (the 4
-   nodes around the cell holding that first solution, one-sided at the grid edge,
-   quadratic/linear only where the valid region is narrower); cubic halves the
+2. Refinement around the best node: chi2 is minimised by bounded Levenberg-Marquardt
+   (methods.least_squares) within the box of valid nodes +-1 step around it, the model
+   interpolated with tensor-product Lagrange polynomials: first over the box alone, then
+   cubic (the 4 nodes around the cell holding that first solution, one-sided at the grid
+   edge, quadratic/linear only where the valid region is narrower); cubic halves the
    noiseless error of quadratic and is exact for the (cubic) emulator. If the minimum
    sits on a box face that could move, the box is re-centred; ``at_edge`` is set when
    it sits on the edge of the grid or of its valid (trained) region.
@@ -37,10 +37,10 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.polynomial import legendre
-from scipy.optimize import least_squares
 
 from starbatch.methods.continuum import CHIPS, chip_of, chip_x, normalise
 from starbatch.methods.goodness import fit_quality
+from starbatch.methods.least_squares import least_squares_box
 from starbatch.sdss.spectrum import Spectrum
 
 from .grid import AXES, ModelGrid
@@ -274,7 +274,7 @@ def _stencil(valid, lo, hi, u) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _solve(grid, prep, pixels, lo, hi, slo, shi, x0, cont_degree):
-    """least_squares for the labels (node units) within bounds [lo, hi]."""
+    """Least squares for the labels (node units) within bounds [lo, hi]."""
     model = _LocalModel(grid, slo, shi, pixels)
     residual = _residual_fn(model, prep, pixels, grid.wavelength[pixels], cont_degree)
     free = hi > lo  # an axis with a single valid node is held fixed
@@ -285,7 +285,7 @@ def _solve(grid, prep, pixels, lo, hi, slo, shi, x0, cont_degree):
         return residual(u)
 
     start = np.clip(x0[free], lo[free], hi[free])
-    res = least_squares(fun, start, bounds=(lo[free], hi[free]), method="trf", x_scale=1.0)
+    res = least_squares_box(fun, start, lo[free], hi[free])
     u = x0.copy()
     u[free] = res.x
     return res, u, free
