@@ -11,7 +11,7 @@ import pytest
 from astropy.io import fits
 
 import starbatch
-from starbatch.engine import flags, results
+from starbatch.engine import batch_table, flags
 from starbatch.engine.analysis import Analysis, Column
 from starbatch.engine.journal import journal_path
 from starbatch.engine.params import Parameter
@@ -214,16 +214,16 @@ def test_members_of_another_plan_are_never_mixed_in(sas, tmp_path, caplog):
 
 def test_sigterm_during_the_final_write_loses_nothing(sas, tmp_path, monkeypatch):
     out = tmp_path / "b.fits"
-    original = results.write_fits
+    original = batch_table.write_atomic
 
-    def interrupted_write(table, path):
-        original(table, path.with_name("partial.fits"))  # got this far, then the signal
+    def interrupted_write(path, write):
+        original(path.with_name("partial.fits"), write)  # got this far, then the signal
         os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(results, "write_fits", interrupted_write)
+    monkeypatch.setattr(batch_table, "write_atomic", interrupted_write)
     with pytest.raises(SystemExit):
         run_counting(sas, out)
-    monkeypatch.setattr(results, "write_fits", original)
+    monkeypatch.setattr(batch_table, "write_atomic", original)
     assert not out.exists() and len(Counting.seen) == N
     run_counting(sas, out)
     assert Counting.seen == [] and len(read_table(out)) == N

@@ -1,106 +1,20 @@
-"""Result tables: one FITS table per batch (one row per member), merged in
-stages into per-analysis and global summaries (FITS with units, plus CSV)."""
+"""Result tables: the batch tables (engine.batch_table) merged in stages into
+per-analysis and global summaries (FITS with units, plus CSV and Parquet)."""
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 from astropy import units as u
 from astropy.io import fits
-from astropy.table import Column, Table, vstack
+from astropy.table import Table, vstack
 
 from . import flags
-from .analysis import BOOKKEEPING, PROVENANCE, TRAILING, Task
+from .analysis import BOOKKEEPING, PROVENANCE, TRAILING
 from .atomic import write_atomic
-
-if TYPE_CHECKING:
-    from .analysis import Analysis
-
-
-@dataclass
-class Outcome:
-    """One member's row: what the analysis returned (or why not), and its time."""
-
-    task: Task
-    result: dict
-    flag: int
-    error: str
-    seconds: float
-    input: dict = field(default_factory=dict)  # the file read: size, mtime_ns, checksums
-
-
-PROVENANCE_DESCRIPTIONS = {
-    "input_size": "size of the input file when it was read",
-    "input_mtime_ns": "modification time of the input file (ns since the epoch)",
-    "input_checksum": "FITS CHECKSUM card of the input file's primary HDU, if it has one",
-    "input_datasum": "FITS DATASUM card of the input file's primary HDU, if it has one",
-    "model_files": "model files the analysis loaded (; separated)",
-    "model_sha256": "sha256 of each model file (; separated)",
-    "analysis_version": "version string of the analysis",
-}
-
-
-def _unit(text: str):
-    return u.Unit(text, parse_strict="silent") if text else None
-
-
-def write_batch_table(
-    output,
-    plan: dict,
-    cls: type[Analysis],
-    outcomes: Sequence[Outcome],
-    setup: float,
-    header: dict | None = None,
-    models: Sequence[tuple[str, str]] = (),
-) -> None:
-    """One row per member; ``header`` the provenance cards, ``models`` the (path,
-    sha256) of each model file the analysis loaded (also recorded in every row)."""
-    n = len(outcomes)
-    t = Table()
-    t["analysis"] = [cls.name] * n
-    t["batch"] = [plan["batch"]] * n
-    t["source"] = [o.task.extra.get("source", "") for o in outcomes]
-    t["line"] = np.array([o.task.line for o in outcomes], dtype=np.int64)
-    t["path"] = [o.task.extra.get("relpath", str(o.task.path)) for o in outcomes]
-    for key in cls.product.key_names:
-        t[key] = [o.task.keys.get(key) for o in outcomes]
-    for p in cls.all_parameters():
-        t[p.name] = [o.task.params.get(p.name) for o in outcomes]
-    for col in cls.columns:
-        values = [o.result.get(col.name, _missing(col.dtype)) for o in outcomes]
-        t[col.name] = np.array(values, dtype=col.dtype) if n else np.zeros(0, col.dtype)
-        t[col.name].unit = _unit(col.unit)
-        t[col.name].description = col.description
-    t["flag"] = np.array([o.flag for o in outcomes], dtype=np.int32)
-    t["flag_names"] = [flags.describe(o.flag) for o in outcomes]
-    t["error"] = [o.error for o in outcomes]
-    t["time_s"] = np.array([o.seconds for o in outcomes]) * u.s
-    t["setup_share_s"] = np.full(n, setup / max(n, 1)) * u.s
-    facts = [o.input for o in outcomes]
-    sizes = np.array([f.get("size", -1) for f in facts], dtype=np.int64)
-    t["input_size"] = Column(sizes, unit=u.byte)  # a Quantity would make it a float
-    t["input_mtime_ns"] = np.array([f.get("mtime_ns", -1) for f in facts], dtype=np.int64)
-    t["input_checksum"] = [f.get("checksum", "") for f in facts]
-    t["input_datasum"] = [f.get("datasum", "") for f in facts]
-    t["model_files"] = [";".join(path for path, _ in models)] * n
-    t["model_sha256"] = [";".join(sha for _, sha in models)] * n
-    t["analysis_version"] = [str(getattr(cls, "version", ""))] * n
-    for name, text in PROVENANCE_DESCRIPTIONS.items():
-        t[name].description = text
-    t.meta["BATCH"] = plan["batch"]
-    t.meta["ANALYSIS"] = cls.name
-    t.meta["SETUP_S"] = round(setup, 6)
-    t.meta["NMEMBER"] = n
-    t.meta["NFAILED"] = int(sum(bool(o.flag & flags.FAILED) for o in outcomes))
-    for key, value, comment in flags.header_cards():
-        t.meta[key] = (value, comment)
-    for key, card in (header or {}).items():
-        t.meta[key] = card
-    write_fits(t, output)
+from .batch_table import has_fits_name
 
 
 def write_fits(table: Table, path) -> None:
@@ -110,7 +24,7 @@ def write_fits(table: Table, path) -> None:
     foreign = {}
     for name in table.colnames:
         unit = table[name].unit
-        if unit is not None and not _has_fits_name(unit):
+        if unit is not None and not has_fits_name(unit):
             foreign[name] = unit.to_string()
             table[name].unit = None
     hdu = fits.table_to_hdu(table)
@@ -119,23 +33,6 @@ def write_fits(table: Table, path) -> None:
             hdu.header[f"TUNIT{i}"] = foreign[name]
     hdus = fits.HDUList([fits.PrimaryHDU(), hdu])
     write_atomic(path, lambda tmp: hdus.writeto(tmp))
-
-
-def _has_fits_name(unit) -> bool:
-    # A unit read back from FITS that FITS has no name for (dex) is an UnrecognizedUnit,
-    # whose to_string("fits") does not raise: table_to_hdu would warn once per column.
-    if isinstance(unit, u.UnrecognizedUnit):
-        return False
-    try:
-        unit.to_string("fits")
-    except ValueError:
-        return False
-    return True
-
-
-def _missing(dtype: str):
-    kind = np.dtype(dtype).kind
-    return np.nan if kind == "f" else (False if kind == "b" else ("" if kind in "US" else -1))
 
 
 def read_table(path) -> Table:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from . import flags, provenance
 from .analysis import Analysis, Task, UnusableInput
+from .batch_table import Outcome, write_batch_table
 from .errors import BatchError
 from .journal import Journal, journal_path, plan_digest
 from .manifest import settings_path
-from .results import Outcome, write_batch_table
 
 log = logging.getLogger("starbatch")
 
