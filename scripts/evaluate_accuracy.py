@@ -24,7 +24,18 @@ from starbatch.offline.evaluation import (
 )
 
 log = logging.getLogger("starbatch")
-COLUMNS = ("analysis", "snr", "label", "bias", "scatter", "median_err", "pull", "n")
+COLUMNS = (
+    "analysis",
+    "snr",
+    "label",
+    "bias",
+    "scatter",
+    "median_err",
+    "pull",
+    "n",
+    "flags",
+    "max_chi2_excess",
+)
 
 
 def main(emulator, table, plot, n, snrs, seed, names=LABEL_ANALYSES, params=None) -> str:

@@ -20,7 +20,18 @@ from starbatch.offline.evaluation import add_set_arguments, format_rows, write_t
 from starbatch.offline.robustness import check_targets, robustness
 
 log = logging.getLogger("starbatch")
-COLUMNS = ("analysis", "snr", "label", "bias", "scatter", "median_err", "pull", "n")
+COLUMNS = (
+    "analysis",
+    "snr",
+    "label",
+    "bias",
+    "scatter",
+    "median_err",
+    "pull",
+    "n",
+    "flags",
+    "max_chi2_excess",
+)
 
 
 def main(emulator, table, n, snrs, seed, names=LABEL_ANALYSES) -> str:

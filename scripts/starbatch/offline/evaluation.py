@@ -12,6 +12,7 @@ same load / analyse_many code a batch job runs), on seeded synthetic apStar spec
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -105,15 +106,31 @@ def accuracy(
         model = analysis.load(p)
         raw[name] = {}
         for snr, data in sets.items():
-            values, errors, _ = estimates(
-                run(analysis, model, make_tasks(data.spectra(), p), cls.chunk_size)
-            )
+            results = run(analysis, model, make_tasks(data.spectra(), p), cls.chunk_size)
+            values, errors, flag = estimates(results)
             raw[name][snr] = (data.labels, values)
             stats = label_stats(data.labels, values, errors)
+            quality = {
+                "flags": flag_counts(flag),
+                "max_chi2_excess": _largest(results, "chi2_excess"),
+            }
             for label in LABEL_NAMES:
                 s = stats[label]
-                rows.append({"analysis": name, "snr": snr, "label": label, **s})
+                rows.append({"analysis": name, "snr": snr, "label": label, **s, **quality})
     return rows, raw
+
+
+def flag_counts(flag) -> str:
+    """How many results carry each flag bit, "GRID_EDGE 3, POOR_FIT 1" (empty: none). On
+    held-out spectra the models describe, POOR_FIT and OFF_BEST_FIT are false alarms."""
+    counts = Counter(name for f in flag for name in describe(int(f)).split("; ") if name)
+    return ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
+
+
+def _largest(results: list, column: str) -> str:
+    """The largest value of a result column over the set ("" if the analysis has none)."""
+    values = [r[column] for r in results if isinstance(r, dict) and column in r]
+    return f"{max(values):.3f}" if values else ""
 
 
 def format_rows(rows: list[dict], columns: Sequence[str]) -> str:
