@@ -71,10 +71,15 @@ def test_batch_table_reads_back_as_the_table_collection_merges(tmp_path, n):
     assert list(t["flag_names"]) == ["", "BAD_DATA", ""]
 
 
-def test_a_batch_job_does_not_import_astropy_table():
+def test_a_batch_job_does_not_import_astropy_table(tmp_path):
     code = (
         "import sys; import starbatch.engine.runner, starbatch.analyses.gridfit; "
+        "from starbatch.engine.batch_table import table_hdu; "
+        "table_hdu([('a', ['x', 'yy'], ''), ('b', [1.0, 2.0], 'K')]).writeto(sys.argv[1]); "
         "print('astropy.table' in sys.modules, 'asdf' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    path = tmp_path / "t.fits"
+    cmd = [sys.executable, "-c", code, str(path)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"], out.stdout
+    assert list(read_table(path)["a"]) == ["x", "yy"] and read_table(path)["b"].unit == "K"

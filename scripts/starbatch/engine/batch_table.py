@@ -81,10 +81,13 @@ def table_hdu(columns: Sequence[tuple[str, object, str]]) -> fits.BinTableHDU:
     data = np.empty(len(arrays[0]), dtype=dtype)
     for (name, _, _), a in zip(columns, arrays, strict=True):
         data[name] = a
-    hdu = fits.BinTableHDU.from_columns(data)
-    for i, (_, _, unit) in enumerate(columns, start=1):
-        if fits_unit(unit):
-            hdu.header.set(f"TUNIT{i}", fits_unit(unit), after=f"TFORM{i}")
+    coldefs = fits.ColDefs(data)
+    for col, (_, _, unit) in zip(coldefs, columns, strict=True):
+        col.unit = fits_unit(unit)
+    # BinTableHDU(data=...) imports astropy.table to test for a Table; assigning the data
+    # to an empty HDU does not.
+    hdu = fits.BinTableHDU()
+    hdu.data = fits.FITS_rec.from_columns(coldefs)
     return hdu
 
 
