@@ -236,10 +236,16 @@ def validate(raw: pd.DataFrame, registry: Mapping[str, type[Analysis]]) -> TaskT
 def _concat_moving(parts: list[pd.DataFrame]) -> pd.DataFrame:
     """pd.concat(parts), made a column at a time with each part's column moved out once
     used, so that a million rows are never held twice (the parts are left empty). A
-    column some parts lack is filled as pd.concat fills it."""
+    column some parts lack is filled as pd.concat fills it; categoricals stay categoricals
+    (pd.concat would make objects of them)."""
     names = list(dict.fromkeys(name for part in parts for name in part.columns))
+    index = parts[0].index.append([part.index for part in parts[1:]])
     columns = {}
     for name in names:
+        if all(isinstance(p[name].dtype, pd.CategoricalDtype) for p in parts if name in p):
+            pieces = [part.pop(name).array if name in part else len(part) for part in parts]
+            columns[name] = pd.Series(colwise.concat_categoricals(pieces), index=index)
+            continue
         pieces = [part.pop(name).to_frame() if name in part else part[[]] for part in parts]
         columns[name] = pd.concat(pieces)[name]
     return pd.DataFrame(columns, copy=False)
@@ -302,12 +308,13 @@ def _parse_analysis_rows(
     else:
         key_frame = rows.reindex(columns=list(key_names), fill_value="")
         keys, paths, key_problems = _parse_key_combos(product, key_frame)
+        keys = {name: colwise.compact(colwise.factorize(v)) for name, v in keys.items()}
     if key_problems:
         return out, problems + key_problems
     for name in key_names:
-        # object dtype: integer keys (mjd, fiber) must stay integers when analyses of
-        # other products leave the column empty and pd.concat fills it with NaN.
-        out[name] = pd.Series(list(keys[name]), index=rows.index, dtype=object)
+        # Categoricals (most keys): a code per row, and integer keys (mjd, fiber) stay
+        # integers where analyses of other products leave the column empty.
+        out[name] = pd.Series(keys[name], index=rows.index)
     out["path"] = pd.Series(paths, index=rows.index, dtype="str")
 
     # Task parameters: parse each distinct raw value once.
@@ -384,10 +391,10 @@ def _duplicates(frame: pd.DataFrame, raw: pd.DataFrame, where) -> list[str]:
         len(frame),
     )
     frame = frame[pd.Series(codes).duplicated(keep=False).to_numpy()]
-    ident = frame["group"] + "|" + frame["path"]
+    ident = frame["group"].astype(str) + "|" + frame["path"]
     for col in frame.columns:
-        if col not in ("source", "line", "analysis", "path", "group"):
-            ident = ident + "|" + frame[col].map(canonical)
+        if col not in ("source", "line", "analysis", "path", "group"):  # objects: as parsed
+            ident = ident + "|" + frame[col].astype(object).map(canonical)
     dup = ident.duplicated(keep=False)
     problems = []
     for _, idx in frame.index[dup].to_series().groupby(ident[dup]).groups.items():
