@@ -295,9 +295,10 @@ def _parse_analysis_rows(
                 )
 
     out = pd.DataFrame(index=rows.index)
-    out["source"] = rows["source"]
+    # A few distinct values in a million rows: categoricals (columns.compact).
+    out["source"] = colwise.compact(colwise.factorize(rows["source"]))
     out["line"] = rows["line"]
-    out["analysis"] = cls.name
+    out["analysis"] = colwise.compact((np.zeros(len(rows), np.intp), [cls.name]))
 
     # Observation keys: column by column when every cell is good (fast), else
     # combination by combination, which reports each bad row exactly.
@@ -340,7 +341,7 @@ def _parse_analysis_rows(
     codes = colwise.combine([c for c, _ in significant], len(rows))
     firsts = colwise.first_rows(codes)
     names = [cls.name + "".join(terms[c[r]] for c, terms in significant) for r in firsts]
-    out["group"] = pd.Series(colwise.strings((codes, names), str), index=rows.index, dtype="str")
+    out["group"] = colwise.compact((codes, names))
     # Parameters that name model files (e.g. a grid) become paths: check them here,
     # with line and column, not when the plan is being written.
     for idx in rows.index[firsts]:
