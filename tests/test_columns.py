@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from starbatch.engine import columns as colwise
 from starbatch.engine.plantext import json_values
@@ -51,3 +52,27 @@ def test_json_of_a_categorical_equals_json_of_its_values():
     assert json_values(values).to_pylist() == expected
     ints = pd.Series(colwise.compact((np.array([1, 0, 1]), [55844, 7])))
     assert json_values(ints).to_pylist() == ["7", "55844", "7"]
+
+
+def test_only_bytes_scans_chunk_by_chunk_and_across_chunk_boundaries():
+    strings = pa.array(["abc", "de", "f.", ".g"], pa.large_string())  # data: abcdef..g
+    for chunk in (1, 2, 3, 4, 100):
+        assert colwise.only_bytes(strings, b"abcdefg.", chunk=chunk)
+        assert not colwise.only_bytes(strings, b"abcdefg", chunk=chunk)
+        assert not colwise.only_bytes(strings, b"", b"..", chunk=chunk)  # bytes 6 and 7
+        assert colwise.only_bytes(strings, b"", b"cf", chunk=chunk)
+    assert colwise.only_bytes(pa.array([], pa.large_string()), b"a", b"..")
+
+
+def test_move_rows_from_joined_parts_takes_each_row_once():
+    parts = [
+        pd.DataFrame({"path": pd.array(["a", "b"], dtype="str"), "n": [0, 1]}, index=[0, 2]),
+        pd.DataFrame({"path": pd.array(["c"], dtype="str"), "n": [2]}, index=[1]),
+    ]
+    frame = pd.concat(parts)
+    assert pa.array(frame["path"].array).num_chunks == 2  # as the parts were joined
+    expected = frame.sort_index()
+    moved = colwise.move_rows(frame, np.array([0, 2, 1]))
+    pd.testing.assert_frame_equal(moved, expected)
+    assert frame.columns.empty
+    assert isinstance(colwise.one_chunk(moved["path"].array), pa.Array)

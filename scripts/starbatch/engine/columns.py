@@ -106,10 +106,24 @@ def move_rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
     columns = {}
     for name in list(frame.columns):
         column = frame.pop(name)
-        columns[name] = pd.Series(column.array.take(positions), index=index, dtype=column.dtype)
-        del column
+        dtype, values = column.dtype, one_chunk(column.array)
+        del column  # the chunks, once joined
+        columns[name] = pd.Series(values.take(positions), index=index, dtype=dtype)
+        del values
         release_memory()  # arrow keeps a freed column for reuse, as resident memory
     return pd.DataFrame(columns, index=index, copy=False)
+
+
+def one_chunk(values):
+    """Arrow-backed pandas values as one arrow array (others as they are). Arrow's take
+    from a chunked array (the analyses' parts joined) first joins the chunks into a copy
+    of its own: with the chunks and the result, three copies of a column at once."""
+    if not isinstance(values, pd.arrays.ArrowExtensionArray):
+        return values
+    chunked = pa.array(values)  # no copy: the chunks pandas holds
+    if isinstance(chunked, pa.ChunkedArray):
+        return chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()
+    return chunked
 
 
 def string_hashes(strings: Sequence, chunk: int = 100_000) -> np.ndarray:
@@ -140,15 +154,21 @@ def starting_or_containing(strings: pa.Array, prefix: str, part: str) -> list[st
 PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
 
 
-def only_bytes(strings: pa.Array, allowed: bytes, without: bytes = b"") -> bool:
+def only_bytes(
+    strings: pa.Array, allowed: bytes, without: bytes = b"", chunk: int = 1 << 20
+) -> bool:
     """Whether every string holds only bytes from ``allowed`` (all if empty) and never
     ``without``: one scan of the data buffer (of a slice, the whole buffer: a false
-    "no" only costs the caller its slow path)."""
+    "no" only costs the caller its slow path), ``chunk`` bytes at a time: a copy of a
+    million paths' buffer would be ~80 MB."""
     buffer = strings.buffers()[-1]
-    data = b"" if buffer is None else buffer.to_pybytes()
-    if without and without in data:
-        return False
-    return not allowed or not data.translate(None, allowed)
+    data = memoryview(b"" if buffer is None else buffer)
+    overlap = max(len(without) - 1, 0)  # a ``without`` across two chunks
+    for start in range(0, len(data), chunk):
+        piece = bytes(data[start : start + chunk + overlap])
+        if (without and without in piece) or (allowed and piece.translate(None, allowed)):
+            return False
+    return True
 
 
 def trim(strings: pa.Array) -> pa.Array:
