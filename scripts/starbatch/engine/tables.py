@@ -271,7 +271,9 @@ def _keys_by_product(raw: pd.DataFrame, analyses: pd.Series, registry) -> dict:
         index = raw.index[analyses.isin(names)]
         if len(index):
             columns = [c for c in product.key_names if c in raw.columns]
-            key_frame = raw.loc[index, columns].reindex(columns=product.key_names, fill_value="")
+            # Every row (one product): raw's own columns, not a copy of them.
+            cells = raw[columns] if len(index) == len(raw) else raw.loc[index, columns]
+            key_frame = cells.reindex(columns=product.key_names, fill_value="")
             fast = _parse_key_columns(product, key_frame)
             out[product.name] = fast and (index, *fast)
     return out
