@@ -35,7 +35,9 @@ class TaskTable:
 
     ``frame`` columns: source, line, analysis, path (relative to the SAS root),
     group (analysis + canonical significant parameters), then one column per
-    observation key and task parameter (object dtype, parsed values)."""
+    observation key and task parameter, parsed values: parameters of object dtype;
+    keys, source, analysis and group as columns.compact makes them (categoricals,
+    whose integer values read back as numpy integers, or arrow strings)."""
 
     frame: pd.DataFrame
 
@@ -423,7 +425,8 @@ def _duplicates(frame: pd.DataFrame, raw: pd.DataFrame, where) -> list[str]:
     frame = frame[pd.Series(codes).duplicated(keep=False).to_numpy()]
     ident = frame["group"].astype(str) + "|" + frame["path"]
     for col in frame.columns:
-        if col not in ("source", "line", "analysis", "path", "group"):  # objects: as parsed
+        if col not in ("source", "line", "analysis", "path", "group"):
+            # Python values, as parsed (a categorical's would be numpy scalars)
             ident = ident + "|" + frame[col].astype(object).map(canonical)
     dup = ident.duplicated(keep=False)
     problems = []
