@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -266,3 +267,29 @@ def test_parts_are_joined_as_pd_concat_joins_them():
     pd.testing.assert_frame_equal(joined, pd.concat(parts()))
     assert joined.loc[1, "mjd"] == 59000 and type(joined.loc[1, "mjd"]) is int
     assert all(p.columns.empty for p in pieces)  # moved, not copied
+
+
+def test_keys_and_paths_fill_in_the_parts_unfilled_columns():
+    """validate joins the keys and paths apart from the analyses' parts (engine/tables.py)
+    and fills them in; a key column that is also another analysis's parameter keeps that
+    parameter's values on that analysis's rows."""
+    from starbatch.engine import columns as colwise
+    from starbatch.engine import tables
+
+    keys = colwise.compact((np.array([0, 1, 0, 1, 0, 1]), ["a", "b"]))
+    parts = [
+        pd.DataFrame({"field": tables._unfilled(6), "path": tables._unfilled(6)}),
+        pd.DataFrame({"field": ["p"], "path": tables._unfilled(1)}, index=[6]),
+    ]
+    frame = tables._concat_moving(parts)
+    observations = tables._observations(pd.RangeIndex(6), {"field": keys}, list("uvwxyz"))
+    tables._fill_in(frame, tables._concat_moving([observations, pd.DataFrame(index=[6])]))
+    assert list(frame["field"]) == ["a", "b", "a", "b", "a", "b", "p"]
+    assert frame["path"].iloc[:6].tolist() == list("uvwxyz") and pd.isna(frame["path"].iloc[6])
+    assert observations.columns.empty  # moved, not copied
+
+    unfilled = {"field": tables._unfilled(6), "path": tables._unfilled(6)}
+    only_keys = tables._concat_moving([pd.DataFrame(unfilled)])
+    tables._fill_in(only_keys, tables._observations(pd.RangeIndex(6), {"field": keys}, ["x"] * 6))
+    assert only_keys["field"].dtype == keys.dtype  # moved in as it was
+    assert list(only_keys["field"]) == list(keys) and list(only_keys["path"]) == ["x"] * 6

@@ -20,6 +20,9 @@ def factorize(cells: Sequence) -> Column:
     if isinstance(cells, pd.Series) and cells.dtype == "str" and not cells.hasnans:
         codes, uniques = cells.factorize()  # arrow's, without a Python object per row
         return codes, uniques.tolist()
+    if isinstance(cells, pd.Series) and isinstance(cells.dtype, pd.CategoricalDtype):
+        codes, uniques = pd.factorize(cells, use_na_sentinel=False)  # by the codes
+        return codes, uniques.tolist()  # Python scalars, as below
     codes, uniques = pd.factorize(np.asarray(cells, dtype=object), use_na_sentinel=False)
     return codes, list(uniques)
 
@@ -40,9 +43,59 @@ def first_rows(codes: np.ndarray) -> np.ndarray:
 def expand(column: Column) -> np.ndarray:
     """The column as one object per row."""
     codes, values = column
+    return objects(values)[codes]
+
+
+def objects(values: Sequence) -> np.ndarray:
+    """``values`` as a one-dimensional object array (np.asarray would make rows of
+    tuples)."""
     table = np.empty(len(values), dtype=object)
     table[:] = values
-    return table[codes]
+    return table
+
+
+def compact(column: Column):
+    """The column as a pandas array in little memory: a categorical (a small code per row,
+    each distinct value once; None is missing), or arrow strings for strings that seldom
+    repeat (a categorical's index holds a hash table of Python strings, ~90 bytes per
+    category). An object array would hold 8 bytes per row and a Python object per value."""
+    codes, values = column
+    # Distinct cells can parse to equal values (" a" and "a"): categories are unique.
+    value_codes, uniques = pd.factorize(objects(values))
+    categories = _index(list(uniques))
+    if categories.dtype == "str" and len(categories) * 4 > len(codes):
+        return pd.Series(strings(column, str), dtype="str").array
+    return pd.Categorical.from_codes(value_codes[codes], categories)
+
+
+def _index(values: list) -> pd.Index:
+    """``values`` in an index that gives back the same values: arrow strings when all
+    are strings, int64 when all are Python ints that fit, else as objects."""
+    kinds = {type(v) for v in values}
+    try:
+        if kinds == {str}:
+            return pd.Index(values, dtype="str")
+        if kinds == {int}:
+            return pd.Index(values, dtype="int64")
+    except OverflowError:
+        pass
+    return pd.Index(values, dtype=object)
+
+
+def concat_categoricals(pieces: Sequence[pd.Categorical | int]) -> pd.Categorical:
+    """Categoricals end to end (an int: that many missing values), categories in order of
+    first appearance: pd.concat would make an object column of categoricals whose
+    categories differ. Categories of different dtypes are joined as objects (compact
+    makes str, int64 or object ones)."""
+    own = [p.categories for p in pieces if not isinstance(p, int)]
+    # Factorizing the categories end to end gives each piece's codes into the union
+    # (no index engine: for strings, a hash table of Python strings).
+    union_codes, categories = own[0].append(own[1:]).factorize()
+    bounds = np.cumsum([len(c) for c in own])[:-1]
+    # The appended -1: code -1 (missing) picks it, so a missing value stays missing.
+    recode = iter(np.append(c, -1) for c in np.split(union_codes, bounds))
+    codes = [np.full(p, -1) if isinstance(p, int) else next(recode)[p.codes] for p in pieces]
+    return pd.Categorical.from_codes(np.concatenate(codes), categories)
 
 
 def move_rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
@@ -53,10 +106,24 @@ def move_rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
     columns = {}
     for name in list(frame.columns):
         column = frame.pop(name)
-        columns[name] = pd.Series(column.array.take(positions), index=index, dtype=column.dtype)
-        del column
+        dtype, values = column.dtype, one_chunk(column.array)
+        del column  # the chunks, once joined
+        columns[name] = pd.Series(values.take(positions), index=index, dtype=dtype)
+        del values
         release_memory()  # arrow keeps a freed column for reuse, as resident memory
     return pd.DataFrame(columns, index=index, copy=False)
+
+
+def one_chunk(values):
+    """Arrow-backed pandas values as one arrow array (others as they are). Arrow's take
+    from a chunked array (the analyses' parts joined) first joins the chunks into a copy
+    of its own: with the chunks and the result, three copies of a column at once."""
+    if not isinstance(values, pd.arrays.ArrowExtensionArray):
+        return values
+    chunked = pa.array(values)  # no copy: the chunks pandas holds
+    if isinstance(chunked, pa.ChunkedArray):
+        return chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()
+    return chunked
 
 
 def string_hashes(strings: Sequence, chunk: int = 100_000) -> np.ndarray:
@@ -87,15 +154,21 @@ def starting_or_containing(strings: pa.Array, prefix: str, part: str) -> list[st
 PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
 
 
-def only_bytes(strings: pa.Array, allowed: bytes, without: bytes = b"") -> bool:
+def only_bytes(
+    strings: pa.Array, allowed: bytes, without: bytes = b"", chunk: int = 1 << 20
+) -> bool:
     """Whether every string holds only bytes from ``allowed`` (all if empty) and never
     ``without``: one scan of the data buffer (of a slice, the whole buffer: a false
-    "no" only costs the caller its slow path)."""
+    "no" only costs the caller its slow path), ``chunk`` bytes at a time: a copy of a
+    million paths' buffer would be ~80 MB."""
     buffer = strings.buffers()[-1]
-    data = b"" if buffer is None else buffer.to_pybytes()
-    if without and without in data:
-        return False
-    return not allowed or not data.translate(None, allowed)
+    data = memoryview(b"" if buffer is None else buffer)
+    overlap = max(len(without) - 1, 0)  # a ``without`` across two chunks
+    for start in range(0, len(data), chunk):
+        piece = bytes(data[start : start + chunk + overlap])
+        if (without and without in piece) or (allowed and piece.translate(None, allowed)):
+            return False
+    return True
 
 
 def trim(strings: pa.Array) -> pa.Array:

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -39,11 +40,18 @@ _PLAIN = bytes(b for b in colwise.PRINTABLE_ASCII if b not in b'"\\')  # json.du
 
 def json_values(values: Sequence) -> pa.Array:
     """One JSON text per value. Plain strings and integers (nearly every cell) are
-    encoded by arrow; anything else once per distinct value by json.dumps."""
+    encoded by arrow; anything else once per distinct value by json.dumps. A categorical's
+    categories are encoded, once each."""
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+        if not values.hasnans:
+            return json_values(values.cat.categories).take(pa.array(values.cat.codes))
+        values = values.astype(object)  # NaN as json.dumps writes it
     try:
         array = pa.array(values)
     except (pa.ArrowException, TypeError, ValueError):
         array = None
+    if isinstance(array, pa.ChunkedArray):  # an index or column joined from parts
+        array = array.combine_chunks()
     if array is not None and not array.null_count:
         if pa.types.is_integer(array.type):
             return pc.cast(array, pa.large_string())

@@ -75,8 +75,8 @@ class DataProduct:
         A key's value depends on its own cell alone, so each column's distinct cells are
         parsed once; derived keys and computed fields are worked out once per distinct
         combination of the keys they read, and paths are joined column-wise (a million
-        rows in well under a second). Returns ({key: object array}, arrow array of
-        paths); raises ObservationKeyError (or ValueError) at the first bad cell."""
+        rows in well under a second). Returns ({key: pandas array (columns.compact)},
+        arrow array of paths); raises ObservationKeyError (or ValueError) at the first bad cell."""
         from . import columns as col  # numpy/pyarrow: not for every Snakefile parse
 
         keys = {}
@@ -105,7 +105,7 @@ class DataProduct:
         paths = col.concat(pieces, len(next(iter(keys.values()))[0]))
         for path in col.starting_or_containing(paths, "/", ".."):
             _check_path(path)
-        return {name: col.expand(column) for name, column in keys.items()}, paths
+        return {name: col.compact(column) for name, column in keys.items()}, paths
 
     def _parse_plain_keys(self, p: Parameter, cells: list) -> list | None:
         """parse_key of every cell of a string key, by arrow, when each is plain ASCII

@@ -35,7 +35,9 @@ class TaskTable:
 
     ``frame`` columns: source, line, analysis, path (relative to the SAS root),
     group (analysis + canonical significant parameters), then one column per
-    observation key and task parameter (object dtype, parsed values)."""
+    observation key and task parameter, parsed values: parameters of object dtype;
+    keys, source, analysis and group as columns.compact makes them (categoricals,
+    whose integer values read back as numpy integers, or arrow strings)."""
 
     frame: pd.DataFrame
 
@@ -212,19 +214,25 @@ def validate(raw: pd.DataFrame, registry: Mapping[str, type[Analysis]]) -> TaskT
 
     parts = []
     keys = _keys_by_product(raw, analyses, registry)
+    observations = [frame for frame in keys.values() if frame is not None]
     for name, rows in raw.groupby(analyses, sort=False).groups.items():
         if name not in registry:
             continue
         cls = registry[name]
-        shared = keys.get(cls.product.name)
-        part, part_problems = _parse_analysis_rows(raw.loc[rows], cls, data_columns, shared)
+        shared = keys.get(cls.product.name) is not None
+        part, own, part_problems = _parse_analysis_rows(raw.loc[rows], cls, data_columns, shared)
         problems += [f"{where(i)}, column {c!r}: {m}" for i, c, m in part_problems]
         parts.append(part)
-    del keys  # copied into the parts: ~150 MB at a million rows
+        observations += [] if own is None else [own]
+    del keys
     if problems:
         raise TableError(problems)
 
+    # The keys and paths are joined and put in table order apart from the parts: a
+    # product's rows are already in table order, so the paths (~90 MB) are not sorted
+    # (nor copied) when the parts are, as one row appended to a table needs.
     frame = _in_table_order(_concat_moving(parts))
+    _fill_in(frame, _in_table_order(_concat_moving(observations)))
     colwise.release_memory()  # arrow's temporaries, before pandas' own for the check
     problems += _duplicates(frame, raw, where)
     if problems:
@@ -236,10 +244,16 @@ def validate(raw: pd.DataFrame, registry: Mapping[str, type[Analysis]]) -> TaskT
 def _concat_moving(parts: list[pd.DataFrame]) -> pd.DataFrame:
     """pd.concat(parts), made a column at a time with each part's column moved out once
     used, so that a million rows are never held twice (the parts are left empty). A
-    column some parts lack is filled as pd.concat fills it."""
+    column some parts lack is filled as pd.concat fills it; categoricals stay categoricals
+    (pd.concat would make objects of them)."""
     names = list(dict.fromkeys(name for part in parts for name in part.columns))
+    index = parts[0].index.append([part.index for part in parts[1:]])
     columns = {}
     for name in names:
+        if all(isinstance(p[name].dtype, pd.CategoricalDtype) for p in parts if name in p):
+            pieces = [part.pop(name).array if name in part else len(part) for part in parts]
+            columns[name] = pd.Series(colwise.concat_categoricals(pieces), index=index)
+            continue
         pieces = [part.pop(name).to_frame() if name in part else part[[]] for part in parts]
         columns[name] = pd.concat(pieces)[name]
     return pd.DataFrame(columns, copy=False)
@@ -255,27 +269,55 @@ def _in_table_order(frame: pd.DataFrame) -> pd.DataFrame:
     return colwise.move_rows(frame, np.argsort(frame.index.to_numpy(), kind="stable"))
 
 
+def _fill_in(frame: pd.DataFrame, observations: pd.DataFrame) -> None:
+    """The keys and paths into the parts' unfilled columns of ``frame`` (same rows),
+    moved out of ``observations``."""
+    for name in list(observations.columns):
+        column, here = observations.pop(name), frame[name]
+        if not (isinstance(here.dtype, pd.CategoricalDtype) and here.cat.categories.empty):
+            # Also another analysis's parameter: its values stay on its rows.
+            column = column.astype(object).where(column.notna(), here.astype(object))
+        frame[name] = column
+
+
+def _unfilled(n: int) -> pd.Categorical:
+    """A column to be filled in by _fill_in: a byte a row, no value (no categories)."""
+    return pd.Categorical.from_codes(np.full(n, -1, np.int8), categories=[])
+
+
+def _observations(index: pd.Index, keys: dict, paths) -> pd.DataFrame:
+    """The keys and paths of the rows at ``index``, one column each."""
+    frame = pd.DataFrame(keys, index=index, copy=False)
+    frame["path"] = pd.Series(paths, index=index, dtype="str")
+    return frame
+
+
 def _keys_by_product(raw: pd.DataFrame, analyses: pd.Series, registry) -> dict:
-    """{product name: (row index, keys, paths)}: the keys of every row of each product
-    parsed column-wise at once (a star two analyses read is parsed once); None for a
-    product with a bad cell, whose analyses then parse combination by combination."""
+    """{product name: its rows' keys and paths (_observations)}: the keys of every row of
+    each product parsed column-wise at once (a star two analyses read is parsed once);
+    None for a product with a bad cell, whose analyses then parse combination by
+    combination."""
     out = {}
     for product in {cls.product.name: cls.product for cls in registry.values()}.values():
         names = [name for name, cls in registry.items() if cls.product.name == product.name]
         index = raw.index[analyses.isin(names)]
         if len(index):
             columns = [c for c in product.key_names if c in raw.columns]
-            key_frame = raw.loc[index, columns].reindex(columns=product.key_names, fill_value="")
+            # Every row (one product): raw's own columns, not a copy of them.
+            cells = raw[columns] if len(index) == len(raw) else raw.loc[index, columns]
+            key_frame = cells.reindex(columns=product.key_names, fill_value="")
             fast = _parse_key_columns(product, key_frame)
-            out[product.name] = fast and (index, *fast)
+            out[product.name] = fast and _observations(index, *fast)
     return out
 
 
 def _parse_analysis_rows(
-    rows: pd.DataFrame, cls: type[Analysis], data_columns: list[str], shared: tuple | None
+    rows: pd.DataFrame, cls: type[Analysis], data_columns: list[str], shared: bool
 ):
-    """Parse one analysis's rows; returns (frame, [(index, column, message)]).
-    ``shared``: its product's keys (_keys_by_product), None to parse them exactly."""
+    """Parse one analysis's rows; returns (frame, its keys and paths, [(index, column,
+    message)]). The frame's key and path columns are left unfilled (_fill_in); the keys
+    and paths are None when ``shared``, parsed for its product (_keys_by_product), else
+    parsed here, combination by combination."""
     problems = []
     product = cls.product
     params = {p.name: p for p in cls.all_parameters()}
@@ -289,26 +331,23 @@ def _parse_analysis_rows(
                 )
 
     out = pd.DataFrame(index=rows.index)
-    out["source"] = rows["source"]
+    # A few distinct values in a million rows: categoricals (columns.compact).
+    out["source"] = colwise.compact(colwise.factorize(rows["source"]))
     out["line"] = rows["line"]
-    out["analysis"] = cls.name
+    out["analysis"] = colwise.compact((np.zeros(len(rows), np.intp), [cls.name]))
 
-    # Observation keys: column by column when every cell is good (fast), else
+    # Observation keys: column by column when every cell is good (shared: fast), else
     # combination by combination, which reports each bad row exactly.
-    if shared:
-        positions = shared[0].get_indexer(rows.index)
-        keys = {name: values[positions] for name, values in shared[1].items()}
-        paths, key_problems = shared[2].take(pa.array(positions)), []
-    else:
+    own = None
+    if not shared:
         key_frame = rows.reindex(columns=list(key_names), fill_value="")
         keys, paths, key_problems = _parse_key_combos(product, key_frame)
-    if key_problems:
-        return out, problems + key_problems
-    for name in key_names:
-        # object dtype: integer keys (mjd, fiber) must stay integers when analyses of
-        # other products leave the column empty and pd.concat fills it with NaN.
-        out[name] = pd.Series(list(keys[name]), index=rows.index, dtype=object)
-    out["path"] = pd.Series(paths, index=rows.index, dtype="str")
+        if key_problems:
+            return out, None, problems + key_problems
+        keys = {name: colwise.compact(colwise.factorize(v)) for name, v in keys.items()}
+        own = _observations(rows.index, keys, paths)
+    for name in (*key_names, "path"):
+        out[name] = _unfilled(len(rows))
 
     # Task parameters: parse each distinct raw value once.
     significant = []  # (codes, "|name=canonical" per distinct value)
@@ -327,13 +366,13 @@ def _parse_analysis_rows(
         if param.significant:
             significant.append((codes, [f"|{name}={canonical(v)}" for v in values]))
     if problems:
-        return out, problems
+        return out, own, problems
 
     # The group of each distinct combination of significant values, made once.
     codes = colwise.combine([c for c, _ in significant], len(rows))
     firsts = colwise.first_rows(codes)
     names = [cls.name + "".join(terms[c[r]] for c, terms in significant) for r in firsts]
-    out["group"] = pd.Series(colwise.strings((codes, names), str), index=rows.index, dtype="str")
+    out["group"] = colwise.compact((codes, names))
     # Parameters that name model files (e.g. a grid) become paths: check them here,
     # with line and column, not when the plan is being written.
     for idx in rows.index[firsts]:
@@ -341,7 +380,7 @@ def _parse_analysis_rows(
             cls.model_files({name: out.at[idx, name] for name in params})
         except ValueError as exc:
             problems.append((idx, getattr(exc, "column", "analysis"), str(exc)))
-    return out, problems
+    return out, own, problems
 
 
 def _parse_key_combos(product: DataProduct, key_frame: pd.DataFrame):
@@ -384,10 +423,11 @@ def _duplicates(frame: pd.DataFrame, raw: pd.DataFrame, where) -> list[str]:
         len(frame),
     )
     frame = frame[pd.Series(codes).duplicated(keep=False).to_numpy()]
-    ident = frame["group"] + "|" + frame["path"]
+    ident = frame["group"].astype(str) + "|" + frame["path"]
     for col in frame.columns:
         if col not in ("source", "line", "analysis", "path", "group"):
-            ident = ident + "|" + frame[col].map(canonical)
+            # Python values, as parsed (a categorical's would be numpy scalars)
+            ident = ident + "|" + frame[col].astype(object).map(canonical)
     dup = ident.duplicated(keep=False)
     problems = []
     for _, idx in frame.index[dup].to_series().groupby(ident[dup]).groups.items():
