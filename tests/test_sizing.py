@@ -144,17 +144,17 @@ def test_costs_come_from_result_headers_and_benchmark_files(tmp_path):
 @pytest.mark.slow
 def test_workflow_chooses_keeps_and_rechooses_auto_sizes(tmp_path):
     """Declared costs give one gridfit batch; a no-op rerun stays one; a resize splits
-    the batches by the measured costs (a batch may run 1.2 s: less than a measured job
-    start, so the time limit wins); appended rows then rerun only the batches that
-    hold them."""
+    the batches by the measured costs (a batch may run 0.6 s: less than a measured job
+    start and 11 observations, so the time limit wins); appended rows then rerun only
+    the batches that hold them."""
     # One batch at a time: the arithmetic below is the cost rule's alone (balancing over
     # parallel batches has its own tests).
     config = tiny_config(
-        tmp_path, target_setup_share=0.2, target_batch_minutes=0.02, parallel_batches=1
+        tmp_path, target_setup_share=0.2, target_batch_minutes=0.01, parallel_batches=1
     )
     config["analyses"]["gridfit"] = {
         "max_batch_size": AUTO,
-        "runtime_setup_s": 0.5,
+        "runtime_setup_s": 0.1,
         "runtime_per_obs_s": 0.01,
     }
     tiny_config(tmp_path, **config)
@@ -169,16 +169,17 @@ def test_workflow_chooses_keeps_and_rechooses_auto_sizes(tmp_path):
         return sorted(len(json.loads(p.read_text())["members"]) for p in plans)
 
     first = read_sizes(tmp_path / "results/plan")["gridfit"]
-    # Declared: the share would need 0.5 x 0.8 / (0.2 x 0.01) = 200, 1.2 s allows
-    # (1.2 - 0.5) / 0.01 = 70: one batch of the 11 gridfit rows whose files exist.
-    assert first["max_batch_size"] == 70 and first["costs_source"] == "declared"
+    # Declared: the share needs 0.1 x 0.8 / (0.2 x 0.01) = 40 (41 in floating point; 0.6 s
+    # would allow (0.6 - 0.1) / 0.01 = 50): one batch of the 11 gridfit rows with files.
+    declared, _ = choose_size(Costs(0.1, 0.01), 0.2, 0.01)
+    assert first["max_batch_size"] == declared in (40, 41) and first["costs_source"] == "declared"
     assert gridfit_sizes() == [11]
     assert planned_jobs(tmp_path) == {}
 
     proc = snakemake(tmp_path, "--forcerun", "plan", "--config", "resize_batches=True")
     resized = read_sizes(tmp_path / "results/plan")["gridfit"]
     assert resized["costs_source"].startswith("measured on 1 batch")
-    expected, _ = choose_size(Costs(**resized["costs"]), 0.2, 0.02)
+    expected, _ = choose_size(Costs(**resized["costs"]), 0.2, 0.01)
     assert resized["max_batch_size"] == expected < 11
     assert f"max_batch_size auto = {expected}, chosen" in (tmp_path / "logs/plan.log").read_text()
     sizes = gridfit_sizes()
