@@ -16,6 +16,7 @@ from starbatch.analyses.registry import LABEL_ANALYSES
 from starbatch.engine.entry import run_entry
 from starbatch.methods.emulator import Emulator
 from starbatch.offline.evaluation import (
+    ROW_COLUMNS,
     accuracy,
     accuracy_plot,
     add_set_arguments,
@@ -24,25 +25,13 @@ from starbatch.offline.evaluation import (
 )
 
 log = logging.getLogger("starbatch")
-COLUMNS = (
-    "analysis",
-    "snr",
-    "label",
-    "bias",
-    "scatter",
-    "median_err",
-    "pull",
-    "n",
-    "flags",
-    "max_chi2_excess",
-)
 
 
 def main(emulator, table, plot, n, snrs, seed, names=LABEL_ANALYSES, params=None) -> str:
     rows, raw = accuracy(Emulator.load(emulator), n, snrs, seed, names, params)
     write_tsv(rows, table)
     accuracy_plot(raw, plot)
-    text = format_rows(rows, COLUMNS)
+    text = format_rows(rows, ROW_COLUMNS)
     log.info("accuracy on %d held-out synthetic stars per S/N (seed %d):\n%s", n, seed, text)
     print(text)
     return text

@@ -16,29 +16,17 @@ import logging
 from starbatch.analyses.registry import LABEL_ANALYSES
 from starbatch.engine.entry import run_entry
 from starbatch.methods.emulator import Emulator
-from starbatch.offline.evaluation import add_set_arguments, format_rows, write_tsv
+from starbatch.offline.evaluation import ROW_COLUMNS, add_set_arguments, format_rows, write_tsv
 from starbatch.offline.robustness import check_targets, robustness
 
 log = logging.getLogger("starbatch")
-COLUMNS = (
-    "analysis",
-    "snr",
-    "label",
-    "bias",
-    "scatter",
-    "median_err",
-    "pull",
-    "n",
-    "flags",
-    "max_chi2_excess",
-)
 
 
 def main(emulator, table, n, snrs, seed, names=LABEL_ANALYSES) -> str:
     rows, _ = robustness(Emulator.load(emulator), n, snrs, seed, names)
     write_tsv(rows, table)
     targets = check_targets(rows)
-    text = format_rows(rows, COLUMNS) + "\n\n" + format_rows(targets, tuple(targets[0]))
+    text = format_rows(rows, ROW_COLUMNS) + "\n\n" + format_rows(targets, tuple(targets[0]))
     log.info("robustness on %d perturbed held-out stars per S/N (seed %d):\n%s", n, seed, text)
     print(text)
     return text

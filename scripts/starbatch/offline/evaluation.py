@@ -29,6 +29,11 @@ from .synthetic import make_synthetic_star
 from .training_set import make_random_set
 
 UNITS = {"teff": "K", "logg": "dex", "feh": "dex"}
+# The columns of an accuracy or robustness row the entry points print.
+ROW_COLUMNS = (
+    *("analysis", "snr", "label", "bias", "scatter", "median_err", "pull", "n"),
+    *("flags", "max_chi2_excess"),
+)
 
 
 def add_set_arguments(ap, seed: int) -> None:
