@@ -12,7 +12,7 @@ import pytest
 from astropy.io import fits
 
 from starbatch.engine.analysis import Analysis, Column, Task
-from starbatch.engine.batch_table import Outcome, write_batch_table
+from starbatch.engine.batch_table import Outcome, read_columns, write_batch_table
 from starbatch.engine.params import Parameter
 from starbatch.engine.results import read_table
 from starbatch.sdss.products import APSTAR
@@ -83,3 +83,16 @@ def test_a_batch_job_does_not_import_astropy_table(tmp_path):
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"], out.stdout
     assert list(read_table(path)["a"]) == ["x", "yy"] and read_table(path)["b"].unit == "K"
+
+
+@pytest.mark.parametrize("n", [0, 3])
+def test_read_columns_gives_plain_arrays_and_leaves_out_absent_columns(tmp_path, n):
+    path = tmp_path / "b.fits"
+    write_batch_table(path, {"batch": "typed-0-0000"}, Typed, outcomes(n), 0.3)
+    cols = read_columns(path, ("analysis", "flag", "speed", "teff"))
+    assert sorted(cols) == ["analysis", "flag", "speed"]  # no teff column in the table
+    assert [len(c) for c in cols.values()] == [n] * 3
+    if n:
+        assert cols["analysis"].dtype.kind == "U" and cols["flag"].dtype.kind == "i"
+        assert list(cols["analysis"]) == ["typed"] * 3 and list(cols["flag"]) == [0, 2, 0]
+        assert np.isnan(cols["speed"][1]) and cols["speed"][2] == 3.0

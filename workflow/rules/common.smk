@@ -237,8 +237,20 @@ def get_final_output():
     return out
 
 
+def cancel_exit_timers():
+    """Cancel the timers Snakemake's job rate limiter leaves running: each is a
+    non-daemon thread that wakes the finished scheduler after a second, and Python
+    waits for it before exiting, ~1 s at the end of every run."""
+    import threading
+
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.cancel()
+
+
 def run_summary():
     """One line at the end of a run: how many tasks ran, failed, were skipped."""
+    cancel_exit_timers()
     from starbatch.engine.status import count_rows
     from starbatch.report.costs import cost_lines
 

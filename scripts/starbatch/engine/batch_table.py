@@ -148,3 +148,12 @@ def write_batch_table(
         hdu.header[key] = card
     hdus = fits.HDUList([fits.PrimaryHDU(), hdu])
     write_atomic(output, lambda tmp: hdus.writeto(tmp))
+
+
+def read_columns(path, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The named columns of a result table (batch or summary) as plain arrays, strings as
+    str; a column the table lacks is left out. For readers that need a few columns and
+    not astropy.table (a plot job: ~0.7 s of imports saved)."""
+    with fits.open(path, memmap=False) as hdus:
+        data = hdus[1].data
+        return {name: np.asarray(data[name]) for name in names if name in data.names}
