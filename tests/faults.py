@@ -7,7 +7,6 @@ wherever a test needs a workdir with results to damage or to compare against.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import signal
@@ -20,6 +19,7 @@ import numpy as np
 
 from smk import snakemake, snakemake_cmd, tiny_config
 from starbatch.engine.results import read_table
+from starbatch.engine.runner import read_plan
 from starbatch.offline.demo import TEST_ANALYSES, demo_stars, demo_table
 
 N_STARS = 12
@@ -137,7 +137,7 @@ def complete_batch_files(workdir: Path) -> dict[str, int]:
     out = {}
     for path in sorted((workdir / "results/batches").glob("*.fits")):
         table = read_table(path)
-        plan = json.loads((workdir / "results/plan/batches" / f"{path.stem}.json").read_text())
+        plan = read_plan(workdir / "results/plan/batches" / f"{path.stem}.json")
         assert len(table) == table.meta["NMEMBER"] == len(plan["members"]), path
         done = np.isfinite(np.asarray(table["time_s"])) & (np.asarray(table["flag"]) >= 0)
         assert done.all(), path

@@ -203,6 +203,7 @@ def test_plan_skips_missing_files_and_rewrites_only_changed_plans(tmp_path, regi
 
 
 def test_mixed_products_keep_integer_keys(tmp_path, registry):
+    from starbatch.engine.planfile import members
     from starbatch.engine.planning import Plan, batch_plans, batch_texts
 
     text = (
@@ -216,11 +217,11 @@ def test_mixed_products_keep_integer_keys(tmp_path, registry):
     docs = [
         json.loads(text) for _, text in batch_texts(plan, batch_plans(plan, registry), registry)
     ]
-    visit = next(d for d in docs if d["analysis"] == "gridfit_visit")
-    keys = visit["members"][0]["keys"]
+    visit = members(next(d for d in docs if d["analysis"] == "gridfit_visit"))
+    keys = visit[0]["keys"]
     assert keys["mjd"] == 55844 and isinstance(keys["mjd"], int)
     assert keys["fiber"] == 128 and isinstance(keys["fiber"], int)
-    assert visit["members"][0]["path"].endswith("apVisit-r13-5095-55844-128.fits")
+    assert visit[0]["path"].endswith("apVisit-r13-5095-55844-128.fits")
 
 
 def test_interleaved_analyses_come_back_in_table_order(tmp_path, registry):

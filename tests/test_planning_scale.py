@@ -11,7 +11,9 @@ import pytest
 
 from starbatch.engine.manifest import format_manifest, manifest_analyses, manifest_batches
 from starbatch.engine.manifest import jsonable as _jsonable
+from starbatch.engine.planfile import MEMBER_FIELDS, dumps, members
 from starbatch.engine.planning import Plan, assign_batches, batch_plans, batch_texts
+from starbatch.engine.runner import read_plan
 from starbatch.engine.tables import _parse_key_columns, _parse_key_combos
 from starbatch.sdss.products import APSTAR, APVISIT
 
@@ -108,10 +110,68 @@ def test_batch_documents_equal_the_per_row_version(tmp_path, registry):
     assert [b.batch for b in plans] == list(reference)
     texts = list(batch_texts(plan, plans, registry))
     assert len(texts) == len(reference)
-    for b, text in texts:  # byte-identical plan files: no batch reruns after the change
+    for b, text in texts:
         settings = reference[b.batch].pop("settings")
-        assert text == json.dumps(reference[b.batch], indent=1, sort_keys=True) + "\n"
+        doc = json.loads(text)
+        assert text == dumps(doc) + "\n"  # one canonical text: a re-plan rewrites nothing
+        assert {**doc, "members": members(doc)} == reference[b.batch]
         assert b.settings == settings
+        # Columns the batch's members share are written once; the others in full.
+        stored = doc["members"]
+        assert stored["n"] == len(reference[b.batch]["members"])
+        for name, column in [*stored["keys"].items(), *((n, stored[n]) for n in MEMBER_FIELDS)]:
+            values = [m["keys"][name] if name in stored["keys"] else m[name] for m in members(doc)]
+            assert column == ({"all": values[0]} if len(set(values)) == 1 else values)
+
+
+def test_a_plan_in_the_earlier_format_listing_the_same_members_is_kept(tmp_path, registry):
+    """Plans were a dict per member, indented: upgrading must not rewrite (and so rerun)
+    a batch whose members did not change, and must rewrite one whose members did."""
+    from starbatch.engine.planning import write_plan
+    from starbatch.engine.tables import load_tasks
+
+    table = tmp_path / "t.csv"
+    table.write_text(
+        "analysis,telescope,field,obj\n" + "".join(f"snr,apo25m,f,2M{i}\n" for i in range(5))
+    )
+    frame = load_tasks(table, registry=registry).frame
+    plan = Plan(batches=frame.assign(batch=assign_batches(frame, 3)), skipped=frame[:0])
+    out = tmp_path / "plan"
+    write_plan(plan, out, out / "manifest.tsv", out / "skipped.csv", registry)
+    old_format = {}
+    for path in sorted((out / "batches").glob("*.json")):
+        doc = json.loads(path.read_text())
+        old_format[path] = json.dumps({**doc, "members": members(doc)}, indent=1, sort_keys=True)
+        path.write_text(old_format[path] + "\n")
+        os.utime(path, ns=(1, 1))
+    first, second = sorted(old_format)
+    old_format[second] = old_format[second].replace('"2M4"', '"2M9"')  # another member
+    second.write_text(old_format[second] + "\n")
+    os.utime(second, ns=(1, 1))
+    stats = write_plan(plan, out, out / "manifest.tsv", out / "skipped.csv", registry)
+    assert stats["plan_files_written"] == 1
+    assert first.stat().st_mtime_ns == 1 and first.read_text() == old_format[first] + "\n"
+    assert second.stat().st_mtime_ns != 1 and "2M4" in second.read_text()
+    # The kept plan still runs: its members read as the current format's would.
+    assert [m["keys"]["obj"] for m in read_plan(first)["members"]] == ["2M0", "2M1", "2M2"]
+
+
+@pytest.mark.parametrize(
+    "stored, message",
+    [
+        (
+            {"n": 2, "line": [1], "path": ["a", "b"], "source": {"all": "s"}, "keys": {}},
+            "1 values for 2",
+        ),
+        ({"n": 1, "line": [1], "path": ["a"], "keys": {}}, "source"),
+        ({"line": [1], "path": ["a"], "source": ["s"], "keys": {}}, "'n'"),
+    ],
+)
+def test_a_damaged_plan_is_refused_by_name(tmp_path, stored, message):
+    path = tmp_path / "gridfit-0.json"
+    path.write_text(json.dumps({"analysis": "gridfit", "batch": "gridfit-0", "members": stored}))
+    with pytest.raises(ValueError, match=rf"gridfit-0\.json: its members .*{message}"):
+        read_plan(path)
 
 
 @pytest.mark.parametrize(

@@ -2,14 +2,13 @@
 stability rule, the costs read back from result headers and Snakemake benchmark
 files, and the real workflow choosing, keeping and re-choosing a size."""
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
 from astropy.io import fits
 
 from smk import planned_jobs, snakemake, tiny_config
+from starbatch.engine.runner import read_plan
 from starbatch.engine.sizing import (
     AUTO,
     Costs,
@@ -166,7 +165,7 @@ def test_workflow_chooses_keeps_and_rechooses_auto_sizes(tmp_path):
 
     def gridfit_sizes():
         plans = (tmp_path / "results/plan/batches").glob("gridfit-*.json")
-        return sorted(len(json.loads(p.read_text())["members"]) for p in plans)
+        return sorted(len(read_plan(p)["members"]) for p in plans)
 
     first = read_sizes(tmp_path / "results/plan")["gridfit"]
     # Declared: the share needs 0.1 x 0.8 / (0.2 x 0.01) = 40 (41 in floating point; 0.6 s

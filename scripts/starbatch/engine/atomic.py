@@ -39,14 +39,18 @@ def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
         write(tmp)
 
 
-def write_text_if_changed(path: str | Path, text: str) -> bool:
+def write_text_if_changed(
+    path: str | Path, text: str, same: Callable[[bytes, str], bool] | None = None
+) -> bool:
     """Write only if the content differs, keeping the mtime of unchanged files
-    (Snakemake's mtime trigger would otherwise rerun everything downstream)."""
+    (Snakemake's mtime trigger would otherwise rerun everything downstream).
+    ``same(old bytes, text)``: whether differing bytes still say the same."""
     data = text.encode()
     try:
         with open(path, "rb") as fh:  # bytes, not text: no decoding of a large plan
-            if fh.read() == data:
-                return False
+            old = fh.read()
+        if old == data or (same is not None and same(old, text)):
+            return False
     except OSError:
         pass
     with atomic_path(path) as tmp:

@@ -28,7 +28,8 @@ from . import plancache
 from .analysis import Analysis
 from .atomic import write_text_if_changed
 from .manifest import format_manifest, jsonable, settings_path
-from .plantext import MEMBER_FIELDS, joined_members, member_layout, member_texts, plan_text
+from .planfile import MEMBER_FIELDS, same_plan
+from .plantext import members_texts, plan_text
 from .tables import TableError, TaskTable, load_tasks
 
 log = logging.getLogger("starbatch")
@@ -178,16 +179,15 @@ def batch_texts(
     one analysis at a time."""
     for analysis in dict.fromkeys(b.analysis for b in plans):
         key_names = registry[analysis].product.key_names
-        layout = member_layout(key_names)
         frame = plan.batches[[*MEMBER_FIELDS, *key_names]]
         frame.columns = [*MEMBER_FIELDS, *(f"keys.{k}" for k in key_names)]
         for chunk in _chunks([b for b in plans if b.analysis == analysis], CHUNK_ROWS):
             rows = frame.iloc[np.concatenate([b.rows for b in chunk])]
-            texts = member_texts({name: rows[name] for name in rows.columns}, layout)
-            members = joined_members(texts, [len(b.rows) for b in chunk])
-            del texts
+            columns = {name: rows[name] for name in rows.columns}
+            texts = members_texts(columns, key_names, [len(b.rows) for b in chunk])
+            del rows, columns
             colwise.release_memory()
-            for b, text in zip(chunk, members, strict=True):
+            for b, text in zip(chunk, texts, strict=True):
                 yield b, plan_text(b.batch, b.analysis, b.params, text)
 
 
@@ -229,7 +229,8 @@ def write_plan(
     batch_dir.mkdir(parents=True, exist_ok=True)
     written = 0
     for b, text in batch_texts(plan, plans, registry):
-        written += write_text_if_changed(batch_dir / f"{b.batch}.json", text)
+        # A plan in an earlier format that lists the same members is kept: no rerun.
+        written += write_text_if_changed(batch_dir / f"{b.batch}.json", text, same_plan)
         settings_text = json.dumps(b.settings, sort_keys=True) + "\n"
         write_text_if_changed(settings_path(batch_dir / f"{b.batch}.json"), settings_text)
     removed = 0

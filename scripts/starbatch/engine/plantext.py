@@ -1,13 +1,10 @@
-"""The text of the batch plan files, made column-wise: a million members as JSON
-without a dict per member. The text is exactly ``json.dumps(doc, indent=1,
-sort_keys=True) + "\\n"`` (a test checks), so a batch planned before keeps its bytes
-and its mtime, and nothing reruns."""
+"""The text of the batch plan files (planfile.py: the format), made column-wise: a
+million members as JSON without a dict per member."""
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,23 +13,9 @@ import pyarrow.compute as pc
 
 from . import columns as colwise
 from .manifest import jsonable
+from .planfile import MEMBER_FIELDS, dumps
 
-MEMBER_FIELDS = ("line", "path", "source")
-_SLOT = re.compile(r'"@([^@"]+)@"')  # a slot in a layout: "@name@"
-_MEMBERS = '\n "members": []'  # where the members go in a plan (no value holds a raw \n)
-_BETWEEN_MEMBERS = ",\n  "
-
-
-def dumps(doc) -> str:
-    return json.dumps(doc, indent=1, sort_keys=True)
-
-
-def member_layout(key_names: Sequence[str]) -> list[str]:
-    """A member's JSON as it sits in a plan (two levels deep), split at its values:
-    [text, column, text, column, ..., text]; columns are "line" or "keys.<key>"."""
-    member = {name: f"@{name}@" for name in MEMBER_FIELDS}
-    member["keys"] = {k: f"@keys.{k}@" for k in key_names}
-    return _SLOT.split(dumps(member).replace("\n", "\n  "))
+_SLOT = '"members":0'  # where the members go in a plan's head (first; sort_keys)
 
 
 _PLAIN = bytes(b for b in colwise.PRINTABLE_ASCII if b not in b'"\\')  # json.dumps keeps
@@ -62,22 +45,43 @@ def json_values(values: Sequence) -> pa.Array:
     return colwise.strings(colwise.factorize(values), lambda v: json.dumps(jsonable(v)))
 
 
-def member_texts(columns: dict[str, Sequence], layout: list[str]) -> pa.Array:
-    """Each row's member JSON; ``columns`` holds the values of each layout column."""
-    n = len(columns["line"])
-    pieces = [text if i % 2 == 0 else json_values(columns[text]) for i, text in enumerate(layout)]
-    return colwise.concat(pieces, n)
+def column_texts(values: Sequence, sizes: Sequence[int]) -> list[str]:
+    """The JSON of one member column for each of consecutive batches of ``sizes`` rows:
+    ``[v1,v2,...]``, or ``{"all":v}`` where the batch's values are all equal."""
+    texts = json_values(values)
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    # A batch is constant when no member differs from the one before it.
+    differs = pc.not_equal(texts[1:], texts[:-1]).to_numpy(zero_copy_only=False)
+    changes = np.concatenate([[0], np.cumsum(differs)])
+    first = starts[:-1]
+    constant = changes[starts[1:] - 1] == changes[first]
+    lists = pa.LargeListArray.from_arrays(pa.array(starts), texts)
+    varying = np.flatnonzero(~constant)
+    comma = pa.scalar(",", pa.large_string())
+    joined = pc.binary_join(lists.take(pa.array(varying)), comma).to_pylist()
+    out = [f'{{"all":{t}}}' for t in texts.take(pa.array(first)).to_pylist()]
+    for i, text in zip(varying, joined, strict=True):
+        out[i] = f"[{text}]"
+    return out
 
 
-def joined_members(texts: pa.Array, sizes: Iterable[int]) -> list[str]:
-    """The member texts of consecutive batches of ``sizes`` rows, each batch's joined."""
-    offsets = pa.array(np.concatenate([[0], np.cumsum(list(sizes))]), pa.int32())
-    lists = pa.ListArray.from_arrays(offsets, texts)
-    return pc.binary_join(lists, pa.scalar(_BETWEEN_MEMBERS, pa.large_string())).to_pylist()
+def members_texts(columns: dict[str, Sequence], key_names: Sequence[str], sizes) -> list[str]:
+    """The ``members`` JSON of consecutive batches of ``sizes`` rows; ``columns`` holds
+    MEMBER_FIELDS and "keys.<key>" for each key, a row per member."""
+    sizes = list(sizes)
+    keys = {k: column_texts(columns[f"keys.{k}"], sizes) for k in sorted(key_names)}
+    fields = {name: column_texts(columns[name], sizes) for name in MEMBER_FIELDS}
+    out = []
+    for b, n in enumerate(sizes):
+        key_text = ",".join(f"{json.dumps(k)}:{texts[b]}" for k, texts in keys.items())
+        out.append(
+            f'{{"keys":{{{key_text}}},"line":{fields["line"][b]},"n":{n},'
+            f'"path":{fields["path"][b]},"source":{fields["source"][b]}}}'
+        )
+    return out
 
 
 def plan_text(batch: str, analysis: str, params: dict, members: str) -> str:
-    """The plan file of a batch whose members' joined JSON is ``members``."""
-    head = dumps({"analysis": analysis, "batch": batch, "members": [], "params": params})
-    before, after = head.split(_MEMBERS)
-    return f'{before}\n "members": [\n  {members}\n ]{after}\n'
+    """The plan file of a batch whose ``members`` JSON is given (members_texts)."""
+    head = dumps({"analysis": analysis, "batch": batch, "members": 0, "params": params})
+    return head.replace(_SLOT, f'"members":{members}', 1) + "\n"

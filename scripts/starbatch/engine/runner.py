@@ -21,6 +21,7 @@ from .batch_table import Outcome, write_batch_table
 from .errors import BatchError
 from .journal import Journal, journal_path, plan_digest
 from .manifest import settings_path
+from .planfile import members
 
 log = logging.getLogger("starbatch")
 
@@ -50,11 +51,15 @@ def _sigterm_raises():
 
 
 def read_plan(path: str | Path) -> dict:
+    """The batch plan, its members a dict each (plantext.members), whatever its format."""
     with open(path) as fh:
         try:
-            return json.load(fh)
+            plan = json.load(fh)
         except ValueError as exc:  # truncated or edited by hand
             raise ValueError(f"batch plan {path}: not valid JSON ({exc})") from None
+    if isinstance(plan, dict) and "members" in plan:
+        plan["members"] = members(plan, f"batch plan {path}")
+    return plan
 
 
 def read_settings(plan_path: str | Path) -> dict:
