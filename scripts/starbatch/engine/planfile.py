@@ -10,9 +10,9 @@ separators=(",", ":")) + "\\n"`` (a test checks), with the members stored by col
 
 A column is a list of ``n`` values, or ``{"all": value}`` when every member has the
 same one (the source and most keys of a batch). A survey plans millions of rows, and
-a dict per member, indented, as plans were written before, took ~3x the bytes (and
-the time to write them). Those plans are still read, and planning keeps one that
-lists the same members (``same_plan``), so upgrading starbatch reruns no batch.
+a dict per member, indented, as plans were written before, took ~3x the bytes. Those
+plans are still read, and planning keeps one that lists the same members
+(``same_plan``), so upgrading starbatch reruns no batch.
 """
 
 from __future__ import annotations

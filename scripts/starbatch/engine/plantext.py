@@ -71,9 +71,10 @@ def members_texts(columns: dict[str, Sequence], key_names: Sequence[str], sizes)
     sizes = list(sizes)
     keys = {k: column_texts(columns[f"keys.{k}"], sizes) for k in sorted(key_names)}
     fields = {name: column_texts(columns[name], sizes) for name in MEMBER_FIELDS}
+    names = {k: json.dumps(k) for k in keys}  # once, not once per batch
     out = []
     for b, n in enumerate(sizes):
-        key_text = ",".join(f"{json.dumps(k)}:{texts[b]}" for k, texts in keys.items())
+        key_text = ",".join(f"{names[k]}:{texts[b]}" for k, texts in keys.items())
         out.append(
             f'{{"keys":{{{key_text}}},"line":{fields["line"][b]},"n":{n},'
             f'"path":{fields["path"][b]},"source":{fields["source"][b]}}}'

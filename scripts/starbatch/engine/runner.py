@@ -51,7 +51,7 @@ def _sigterm_raises():
 
 
 def read_plan(path: str | Path) -> dict:
-    """The batch plan, its members a dict each (plantext.members), whatever its format."""
+    """The batch plan, its members a dict each (planfile.members), whatever its format."""
     with open(path) as fh:
         try:
             plan = json.load(fh)
