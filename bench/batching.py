@@ -20,7 +20,12 @@ optional (pip install -r bench/requirements.txt); without it those rows say so.
     .venv/bin/python bench/batching.py [--n 200] [--cores 2] [--repeat 3]
         [--only bare,batched,auto,single,luigi,luigi_single]
 
-The last line printed is one JSON object: seconds per variant and the ratios.
+The fast variants run in rounds (bare, batched, luigi, then again: --repeat rounds), so
+that a shared machine slowing down over minutes shifts a round's variants alike; each
+ratio is the median of the ratios within rounds. Each workflow run prints where its wall
+time went, and the floor: a rerun with nothing to do, Snakemake's own start on this
+workflow, which every run pays. The last line printed is one JSON object: seconds per
+variant and the ratios.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import math
 import multiprocessing
 import os
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -105,18 +111,38 @@ def run_workflow(base, name, root, stars, batch_size, cores, *extra) -> tuple[fl
     if not extra:  # a fresh run; with extra arguments, a rerun in the same workdir
         _workflow_dir(workdir, root, stars, batch_size)
         _link_grid(base, workdir)
+    started = time.time()
     m = Measured(snakemake_cmd(workdir, cores, "--quiet", "all", *extra), cwd=workdir).run()
     planned = pd.read_csv(workdir / "results/plan/manifest.tsv", sep="\t")["batch"]
     jobs = [pd.read_csv(workdir / f"benchmarks/batches/{b}.tsv", sep="\t")["s"].iloc[0]
             for b in planned]  # fmt: skip
+    phases = run_phases(workdir, started, m.seconds)
     print(
-        f"  {name}: {m.seconds:.1f} s wall; its {len(jobs)} analyse_batch jobs took "
-        f"{sum(jobs):.1f} s summed (Snakemake benchmark files), the rest is Snakemake, "
-        "the plan job and the collection and plot jobs",
+        f"  {name}: {m.seconds:.1f} s wall = {phases}; its {len(jobs)} analyse_batch jobs "
+        f"took {sum(jobs):.1f} s summed (Snakemake benchmark files)",
         flush=True,
     )
     summary = pd.read_csv(workdir / "results/gridfit/summary.csv")
     return m.seconds, dict(zip(summary["obj"], summary["teff"], strict=True))
+
+
+def run_phases(workdir: Path, started: float, seconds: float) -> str:
+    """Where a run's wall time went, from when its outputs were written: Snakemake's
+    start and the plan job (to the manifest), the batch jobs (to the last batch table),
+    then the collection and plot jobs and Snakemake's exit."""
+    planned = (workdir / "logs/plan.log").stat().st_mtime - started  # written by every plan
+    batches = max(f.stat().st_mtime for f in (workdir / "results/batches").glob("*.fits"))
+    batches -= started
+    return (
+        f"start + plan {planned:.1f} s, batches {batches - planned:.1f} s, "
+        f"collection + plots + exit {seconds - batches:.1f} s"
+    )
+
+
+def noop_rerun(workdir: Path, cores: int) -> float:
+    """Seconds of a rerun with nothing to do: what starting Snakemake on this workflow
+    costs (imports, parsing, the DAG), paid by every run however small; no job runs."""
+    return Measured(snakemake_cmd(workdir, cores, "--quiet", "all"), cwd=workdir).run().seconds
 
 
 def run_auto(base, root, stars, cores) -> tuple[float, dict]:
@@ -201,7 +227,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200, help="spectra")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument(
-        "--repeat", type=int, default=3, help="runs of each fast variant; the best counts"
+        "--repeat", type=int, default=3, help="rounds of the fast variants (medians, paired ratios)"
     )
     ap.add_argument("--workdir", type=Path, help="default: a temporary directory")
     ap.add_argument("--keep", action="store_true", help="keep the generated data")
@@ -247,62 +273,102 @@ def main() -> None:
                 lambda k: run_worker(base, "luigi-single", root, stars, 1, a.cores, "luigi"),
             ),
         }
-        results = {v: best_of(VARIANTS[v], *runs[v]) for v in VARIANTS if v in only}
-        report(results, a.n, a.cores)
+        results, rounds = run_rounds(runs, only)
+        floor = noop_rerun(base / "wf-batched-0", a.cores) if "batched" in rounds[0] else None
+        report(results, rounds, floor, a.n, a.cores)
 
 
-def best_of(label: str, repeat: int, run) -> tuple[float, dict] | str:
-    """The fastest of ``repeat`` runs: the fast variants take seconds, where a noisy
-    neighbour on a shared machine matters; the slow ones run once."""
-    best = None
-    for k in range(repeat):
-        result = run(k)
-        if isinstance(result, str):
-            return result
-        print(f"{label}, run {k + 1}: {result[0]:.1f} s", flush=True)
-        best = result if best is None or result[0] < best[0] else best
-    return best
+def run_rounds(runs: dict, only: list[str]) -> tuple[dict, list[dict]]:
+    """Every variant's runs, the repeated ones in rounds (bare, batched, luigi, then
+    again): a shared machine that slows down over minutes then shifts all variants of a
+    round alike, and the ratios are taken within rounds. Returns ({variant: its median
+    run, or why it was skipped}, [{variant: (seconds, teff)} per round])."""
+    rounds: list[dict] = [{} for _ in range(max(runs[v][0] for v in only))]
+    skipped = {}
+    for k, done in enumerate(rounds):
+        for v in VARIANTS:
+            if v not in only or v in skipped or k >= runs[v][0]:
+                continue
+            result = runs[v][1](k)
+            if isinstance(result, str):
+                skipped[v] = result
+                continue
+            print(f"{VARIANTS[v]}, run {k + 1}: {result[0]:.1f} s", flush=True)
+            done[v] = result
+    results = {}
+    for v in (v for v in VARIANTS if v in only):
+        ran = sorted((r[v] for r in rounds if v in r), key=lambda r: r[0])
+        results[v] = skipped[v] if v in skipped else ran[(len(ran) - 1) // 2]
+    return results, rounds
 
 
-def report(results: dict, n: int, cores: int) -> None:
+def paired_ratio(rounds: list[dict], a: str, b: str) -> float | None:
+    """The median over rounds of a's time over b's in the same round."""
+    pairs = sorted(r[a][0] / r[b][0] for r in rounds if a in r and b in r)
+    if not pairs:
+        return None
+    mid = len(pairs) // 2
+    return pairs[mid] if len(pairs) % 2 else (pairs[mid - 1] + pairs[mid]) / 2
+
+
+def report(results: dict, rounds: list[dict], floor: float | None, n: int, cores: int) -> None:
     ran = {k: v for k, v in results.items() if not isinstance(v, str)}
+    seconds = {k: round(v[0], 2) for k, v in ran.items()}
+
+    def ratio(a: str, b: str) -> float | None:
+        """Paired within rounds where both ran in them, else of the medians."""
+        if a not in seconds or b not in seconds:
+            return None
+        return paired_ratio(rounds, a, b) or seconds[a] / seconds[b]
+
     reference = ran.get("bare")
     rows = []
     for key, result in results.items():
         if isinstance(result, str):
             rows.append([VARIANTS[key], result, "", "", "", ""])
             continue
-        seconds, teff = result
+        to_bare, to_batched = ratio(key, "bare"), ratio(key, "batched")
         rows.append(
             [
                 VARIANTS[key],
-                f"{seconds:.1f}",
-                f"{1000 * seconds / n:.0f}",
-                f"{seconds / reference[0]:.2f}" if reference else "",
-                f"{seconds / ran['batched'][0]:.2f}" if "batched" in ran else "",
-                agreement(reference[1], teff) if reference else "",
+                f"{result[0]:.1f}",
+                f"{1000 * result[0] / n:.0f}",
+                f"{to_bare:.2f}" if to_bare else "",
+                f"{to_batched:.2f}" if to_batched else "",
+                agreement(reference[1], result[1]) if reference else "",
             ]
         )
     print()
+    print(f"{len(rounds)} round(s); wall s: the median run; ratios: the median of the "
+          "ratios within rounds")  # fmt: skip
     print_table(
         rows,
         ["variant", "wall s", "ms/spectrum", "x bare loop", "x workflow batched",
          "max |dTeff| vs bare"],
     )  # fmt: skip
-    seconds = {k: round(v[0], 2) for k, v in ran.items()}
     ratios = {}
     for a, b in (("batched", "bare"), ("batched", "luigi"), ("auto", "bare"), ("auto", "luigi"),
                  ("single", "batched"), ("luigi", "bare"), ("luigi_single", "luigi")):  # fmt: skip
-        if a in seconds and b in seconds:
-            ratios[f"{a}/{b}"] = round(seconds[a] / seconds[b], 3)
+        if (r := ratio(a, b)) is not None:
+            ratios[f"{a}/{b}"] = round(r, 3)
+    if floor is not None:
+        seconds["snakemake_noop"] = round(floor, 2)
+        share = f" = {floor / reference[0]:.2f}x the bare loop" if reference else ""
+        print(
+            f"\nfloor: a rerun of the batched workdir with nothing to do takes {floor:.1f} s"
+            f"{share}: Snakemake's start on this workflow, paid by every run"
+        )
+        if reference:
+            ratios["snakemake_noop/bare"] = round(floor / reference[0], 3)
     print(
         json.dumps(
             {
                 "benchmark": "batching",
                 "n": n,
                 "cores": cores,
+                "rounds": len(rounds),
                 "seconds": seconds,
-                "ms_per_spectrum": {k: round(1000 * v / n, 1) for k, v in seconds.items()},
+                "ms_per_spectrum": {k: round(1000 * v[0] / n, 1) for k, v in ran.items()},
                 "ratios": ratios,
                 "skipped": {k: v for k, v in results.items() if isinstance(v, str)},
             }
