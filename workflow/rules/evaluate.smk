@@ -22,7 +22,8 @@ rule evaluate_accuracy:
         CONDA_ENV
     threads: 2
     params:
-        n=100,
+        # 300: the robust std of the pulls is then uncertain by ~7%, not ~12% (100).
+        n=300,
         snr=[20, 50, 100, 200],
         seed=777,
         analyses=LABEL_ANALYSES,
