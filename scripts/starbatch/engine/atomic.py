@@ -53,8 +53,22 @@ def write_text_if_changed(
             return False
     except OSError:
         pass
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+    # atomic_path without its mkdir and unlink per file (a first plan writes 10^4):
+    # "wb" truncates a stale temporary, and the directory is made only if missing.
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        try:
+            fh = open(tmp, "wb")  # noqa: SIM115 (closed by the with below)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(tmp, "wb")  # noqa: SIM115
+        with fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return True
 
 

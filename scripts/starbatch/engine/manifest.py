@@ -47,12 +47,21 @@ def manifest_analyses(path: str | Path) -> dict[str, list[str]]:
     return _index(path, Path(path).stat().st_mtime)[1]
 
 
-def settings_path(plan_path: str | Path) -> Path:
-    """Where a batch plan's insignificant parameters are: results/plan/settings/B.json
-    beside results/plan/batches/B.json. Not a job input (a change must rerun nothing);
-    the batch job reads it when it runs."""
-    plan_path = Path(plan_path)
-    return plan_path.parent.parent / "settings" / plan_path.name
+SETTINGS_FILE = "settings.json"
+
+
+def settings_file(plan_dir: str | Path) -> Path:
+    """Every batch's insignificant parameters, {batch: settings}, in one file of the plan
+    directory (one file, not one per batch: a first plan of 10^4 batches then creates
+    half as many files). Not a job input (a change must rerun nothing); a batch job
+    reads its entry when it runs."""
+    return Path(plan_dir) / SETTINGS_FILE
+
+
+def legacy_settings_dir(plan_dir: str | Path) -> Path:
+    """Where plans before settings.json kept each batch's settings, B.json per batch
+    (read until the next plan removes the directory)."""
+    return Path(plan_dir) / "settings"
 
 
 def jsonable(value):

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from . import columns as colwise
 from . import plancache
 from .analysis import Analysis
 from .atomic import write_text_if_changed
-from .manifest import format_manifest, jsonable, settings_path
+from .manifest import format_manifest, jsonable, legacy_settings_dir, settings_file
 from .planfile import MEMBER_FIELDS, same_plan
 from .plantext import members_texts, plan_text
 from .tables import TableError, TaskTable, load_tasks
@@ -141,7 +142,7 @@ class BatchPlan:
     analysis: str
     params: dict  # the significant parameters
     # Insignificant parameters take the first member's value (table order); they go to
-    # a file of their own (settings_path), so changing them reruns nothing.
+    # the plan's settings.json (manifest.settings_file), so changing them reruns nothing.
     settings: dict
     rows: np.ndarray  # the members' positions in Plan.batches, in table order
 
@@ -231,14 +232,14 @@ def write_plan(
     for b, text in batch_texts(plan, plans, registry):
         # A plan in an earlier format that lists the same members is kept: no rerun.
         written += write_text_if_changed(batch_dir / f"{b.batch}.json", text, same_plan)
-        settings_text = json.dumps(b.settings, sort_keys=True) + "\n"
-        write_text_if_changed(settings_path(batch_dir / f"{b.batch}.json"), settings_text)
+    settings = {b.batch: b.settings for b in plans}
+    write_text_if_changed(settings_file(plan_dir), json.dumps(settings, sort_keys=True) + "\n")
+    shutil.rmtree(legacy_settings_dir(plan_dir), ignore_errors=True)  # now in settings.json
     removed = 0
     batches = {b.batch for b in plans}
     for stale in batch_dir.glob("*.json"):
         if stale.stem not in batches:
             stale.unlink()
-            settings_path(stale).unlink(missing_ok=True)
             removed += 1
 
     skipped = plan.skipped
@@ -263,7 +264,7 @@ def write_plan(
             plan_dir,
             record_key,
             plan.listed,
-            [Path(manifest), Path(skipped_csv), *files, *map(settings_path, files)],
+            [Path(manifest), Path(skipped_csv), *files, settings_file(plan_dir)],
             [m for row in rows for m in row[3]],
             stats,
             batch_files=len(files),

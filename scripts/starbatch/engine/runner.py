@@ -20,7 +20,7 @@ from .analysis import Analysis, Task, UnusableInput
 from .batch_table import Outcome, write_batch_table
 from .errors import BatchError
 from .journal import Journal, journal_path, plan_digest
-from .manifest import settings_path
+from .manifest import legacy_settings_dir, settings_file
 from .planfile import members
 
 log = logging.getLogger("starbatch")
@@ -63,14 +63,23 @@ def read_plan(path: str | Path) -> dict:
 
 
 def read_settings(plan_path: str | Path) -> dict:
-    """The batch's insignificant parameters, written by planning beside its plan."""
-    path = settings_path(plan_path)
+    """The batch's insignificant parameters, written by planning into the plan
+    directory's settings.json ({} if none: the analysis's defaults)."""
+    plan_path = Path(plan_path)
+    path = settings_file(plan_path.parent.parent)
+    legacy = not path.exists()
+    if legacy:  # planned by an older starbatch: a file per batch
+        path = legacy_settings_dir(plan_path.parent.parent) / plan_path.name
     try:
-        return json.loads(path.read_text())
+        doc = json.loads(path.read_text())
     except FileNotFoundError:
-        return {}  # planned by an older starbatch: the analysis's defaults
+        return {}
     except ValueError as exc:
         raise ValueError(f"batch settings {path}: not valid JSON ({exc})") from None
+    settings = doc if legacy or not isinstance(doc, dict) else doc.get(plan_path.stem, {})
+    if not isinstance(settings, dict):
+        raise ValueError(f"batch settings {path}: not a mapping of names to values")
+    return settings
 
 
 def iter_tasks(plan: dict, root: Path, params: Mapping) -> Iterator[Task]:
