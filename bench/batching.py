@@ -22,9 +22,10 @@ optional (pip install -r bench/requirements.txt); without it those rows say so.
 
 The fast variants run in rounds (bare, batched, luigi, then again: --repeat rounds), so
 that a shared machine slowing down over minutes shifts a round's variants alike; each
-ratio is the median of the ratios within rounds. Each workflow run prints where its wall
-time went, and the floor: a rerun with nothing to do, Snakemake's own start on this
-workflow, which every run pays. The last line printed is one JSON object: seconds per
+ratio is the median of the ratios within rounds; auto, single and luigi_single run once,
+after them. Each workflow run prints where its wall time went, and the floor (measured
+between the two): a rerun of the last batched workdir with nothing to do, Snakemake's own
+start on this workflow, which every run pays. The last line printed is one JSON object: seconds per
 variant and the ratios.
 """
 
@@ -57,6 +58,7 @@ from _common import (
     write_pool,
 )
 
+ROUNDS = ("bare", "batched", "luigi")  # the fast variants, repeated in rounds
 BATCH_SIZE = 100  # gridfit's max_batch_size in config/config.yaml
 VARIANTS = {
     "bare": "bare loop (load once per core)",
@@ -106,7 +108,9 @@ def _link_grid(base: Path, workdir: Path) -> None:
 # --- the variants ----------------------------------------------------------------------
 
 
-def run_workflow(base, name, root, stars, batch_size, cores, *extra) -> tuple[float, dict]:
+def run_workflow(
+    base, name, root, stars, batch_size, cores, *extra, label=None
+) -> tuple[float, dict]:
     workdir = base / name
     if not extra:  # a fresh run; with extra arguments, a rerun in the same workdir
         _workflow_dir(workdir, root, stars, batch_size)
@@ -118,7 +122,7 @@ def run_workflow(base, name, root, stars, batch_size, cores, *extra) -> tuple[fl
             for b in planned]  # fmt: skip
     phases = run_phases(workdir, started, m.seconds)
     print(
-        f"  {name}: {m.seconds:.1f} s wall = {phases}; its {len(jobs)} analyse_batch jobs "
+        f"  {label or name}: {m.seconds:.1f} s wall = {phases}; its {len(jobs)} analyse_batch jobs "
         f"took {sum(jobs):.1f} s summed (Snakemake benchmark files)",
         flush=True,
     )
@@ -131,7 +135,8 @@ def run_phases(workdir: Path, started: float, seconds: float) -> str:
     start and the plan job (to the manifest), the batch jobs (to the last batch table),
     then the collection and plot jobs and Snakemake's exit."""
     planned = (workdir / "logs/plan.log").stat().st_mtime - started  # written by every plan
-    batches = max(f.stat().st_mtime for f in (workdir / "results/batches").glob("*.fits"))
+    tables = [f.stat().st_mtime for f in (workdir / "results/batches").glob("*.fits")]
+    batches = max(tables, default=started + planned)
     batches -= started
     return (
         f"start + plan {planned:.1f} s, batches {batches - planned:.1f} s, "
@@ -160,7 +165,7 @@ def run_auto(base, root, stars, cores) -> tuple[float, dict]:
     # do not change and nothing else would rerun).
     result = run_workflow(
         base, workdir.name, root, stars, 0, cores, "--forcerun", "plan", "analyse_batch",
-        "--config", "resize_batches=True",
+        "--config", "resize_batches=True", label=f"auto (in {workdir.name})",
     )  # fmt: skip
     sizes = json.loads((workdir / "results/plan/sizes.json").read_text())["gridfit"]
     print(f"  auto: max_batch_size {sizes['max_batch_size']} ({sizes['why']})", flush=True)
@@ -239,6 +244,8 @@ def main() -> None:
     if a.worker:
         worker(*a.worker)
         return
+    if a.repeat < 1:
+        ap.error("--repeat: at least 1 round")
     only = [v.strip() for v in a.only.split(",") if v.strip()]
     unknown = sorted(set(only) - set(VARIANTS))
     if unknown:
@@ -252,63 +259,57 @@ def main() -> None:
             flush=True,
         )
         runs = {
-            "bare": (
-                a.repeat,
-                lambda k: run_worker(base, f"bare-{k}", root, stars, 0, a.cores, "bare"),
+            "bare": lambda k: run_worker(base, f"bare-{k}", root, stars, 0, a.cores, "bare"),
+            "batched": lambda k: run_workflow(
+                base, f"wf-batched-{k}", root, stars, BATCH_SIZE, a.cores
             ),
-            "batched": (
-                a.repeat,
-                lambda k: run_workflow(base, f"wf-batched-{k}", root, stars, BATCH_SIZE, a.cores),
+            "luigi": lambda k: run_worker(
+                base, f"luigi-batched-{k}", root, stars, BATCH_SIZE, a.cores, "luigi"
             ),
-            "auto": (1, lambda k: run_auto(base, root, stars, a.cores)),
-            "single": (1, lambda k: run_workflow(base, "wf-single", root, stars, 1, a.cores)),
-            "luigi": (
-                a.repeat,
-                lambda k: run_worker(
-                    base, f"luigi-batched-{k}", root, stars, BATCH_SIZE, a.cores, "luigi"
-                ),
-            ),
-            "luigi_single": (
-                1,
-                lambda k: run_worker(base, "luigi-single", root, stars, 1, a.cores, "luigi"),
+            "auto": lambda k: run_auto(base, root, stars, a.cores),
+            "single": lambda k: run_workflow(base, "wf-single", root, stars, 1, a.cores),
+            "luigi_single": lambda k: run_worker(
+                base, "luigi-single", root, stars, 1, a.cores, "luigi"
             ),
         }
-        results, rounds = run_rounds(runs, only)
-        floor = noop_rerun(base / "wf-batched-0", a.cores) if "batched" in rounds[0] else None
+        rounds, skipped = run_rounds(runs, [v for v in only if v in ROUNDS], a.repeat)
+        # The floor, before auto re-plans the last batched workdir.
+        last_batched = base / f"wf-batched-{a.repeat - 1}"
+        floor = noop_rerun(last_batched, a.cores) if "batched" in rounds[-1] else None
+        once, skipped_once = run_rounds(runs, [v for v in only if v not in ROUNDS], 1)
+        skipped |= skipped_once
+        results = {}
+        for v in (v for v in VARIANTS if v in only):
+            ran = sorted((r[v] for r in rounds + once if v in r), key=lambda r: r[0])
+            results[v] = skipped[v] if v in skipped else ran[(len(ran) - 1) // 2]
         report(results, rounds, floor, a.n, a.cores)
 
 
-def run_rounds(runs: dict, only: list[str]) -> tuple[dict, list[dict]]:
-    """Every variant's runs, the repeated ones in rounds (bare, batched, luigi, then
-    again): a shared machine that slows down over minutes then shifts all variants of a
-    round alike, and the ratios are taken within rounds. Returns ({variant: its median
-    run, or why it was skipped}, [{variant: (seconds, teff)} per round])."""
-    rounds: list[dict] = [{} for _ in range(max(runs[v][0] for v in only))]
+def run_rounds(runs: dict, variants: list[str], repeat: int) -> tuple[list[dict], dict]:
+    """``repeat`` rounds of ``variants`` (bare, batched, luigi, then again): a shared
+    machine that slows down over minutes then shifts a round's variants alike, and the
+    ratios are taken within rounds. Returns ([{variant: (seconds, teff)} per round],
+    {variant: why it was skipped})."""
+    rounds: list[dict] = [{} for _ in range(repeat)]
     skipped = {}
     for k, done in enumerate(rounds):
-        for v in VARIANTS:
-            if v not in only or v in skipped or k >= runs[v][0]:
+        for v in variants:
+            if v in skipped:
                 continue
-            result = runs[v][1](k)
+            result = runs[v](k)
             if isinstance(result, str):
                 skipped[v] = result
                 continue
             print(f"{VARIANTS[v]}, run {k + 1}: {result[0]:.1f} s", flush=True)
             done[v] = result
-    results = {}
-    for v in (v for v in VARIANTS if v in only):
-        ran = sorted((r[v] for r in rounds if v in r), key=lambda r: r[0])
-        results[v] = skipped[v] if v in skipped else ran[(len(ran) - 1) // 2]
-    return results, rounds
+    return rounds, skipped
 
 
 def paired_ratio(rounds: list[dict], a: str, b: str) -> float | None:
-    """The median over rounds of a's time over b's in the same round."""
+    """The median over rounds of a's time over b's in the same round (the lower of
+    the middle two for an even count, as for the runs themselves)."""
     pairs = sorted(r[a][0] / r[b][0] for r in rounds if a in r and b in r)
-    if not pairs:
-        return None
-    mid = len(pairs) // 2
-    return pairs[mid] if len(pairs) % 2 else (pairs[mid - 1] + pairs[mid]) / 2
+    return pairs[(len(pairs) - 1) // 2] if pairs else None
 
 
 def report(results: dict, rounds: list[dict], floor: float | None, n: int, cores: int) -> None:
@@ -339,8 +340,11 @@ def report(results: dict, rounds: list[dict], floor: float | None, n: int, cores
             ]
         )
     print()
-    print(f"{len(rounds)} round(s); wall s: the median run; ratios: the median of the "
-          "ratios within rounds")  # fmt: skip
+    print(
+        f"{len(rounds)} round(s) of {', '.join(v for v in ROUNDS if v in rounds[0])}; wall s: "
+        "the median run (the lower middle one for an even count); ratios: the median of the "
+        "ratios within rounds, for a variant run once after the rounds the ratio of medians"
+    )
     print_table(
         rows,
         ["variant", "wall s", "ms/spectrum", "x bare loop", "x workflow batched",
