@@ -281,7 +281,7 @@ def main() -> None:
         results = {}
         for v in (v for v in VARIANTS if v in only):
             ran = sorted((r[v] for r in rounds + once if v in r), key=lambda r: r[0])
-            results[v] = skipped[v] if v in skipped else ran[(len(ran) - 1) // 2]
+            results[v] = skipped[v] if v in skipped else lower_median(ran)
         report(results, rounds, floor, a.n, a.cores)
 
 
@@ -306,10 +306,16 @@ def run_rounds(runs: dict, variants: list[str], repeat: int) -> tuple[list[dict]
 
 
 def paired_ratio(rounds: list[dict], a: str, b: str) -> float | None:
-    """The median over rounds of a's time over b's in the same round (the lower of
-    the middle two for an even count, as for the runs themselves)."""
+    """The median over rounds of a's time over b's in the same round (lower_median, as
+    for the runs themselves)."""
     pairs = sorted(r[a][0] / r[b][0] for r in rounds if a in r and b in r)
-    return pairs[(len(pairs) - 1) // 2] if pairs else None
+    return lower_median(pairs) if pairs else None
+
+
+def lower_median(ordered: list):
+    """The middle item of a sorted list, the lower of the two for an even length: always
+    one that was measured (a run keeps its Teff)."""
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def report(results: dict, rounds: list[dict], floor: float | None, n: int, cores: int) -> None:

@@ -13,6 +13,11 @@ from pathlib import Path
 import numpy as np
 
 
+def temporary_path(path: Path) -> Path:
+    """The one temporary name per target (``.{name}.tmp``) that every writer here uses."""
+    return path.with_name(f".{path.name}.tmp")
+
+
 @contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary path in the same directory; rename it over ``path``
@@ -24,7 +29,7 @@ def atomic_path(path: str | Path):
     time (Snakemake's lock guarantees it for rule outputs)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temporary_path(path)
     tmp.unlink(missing_ok=True)  # stale, and writers such as astropy refuse to overwrite
     try:
         yield tmp
@@ -56,7 +61,7 @@ def write_text_if_changed(
     # atomic_path without its mkdir and unlink per file (a first plan writes 10^4):
     # "wb" truncates a stale temporary, and the directory is made only if missing.
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temporary_path(path)
     try:
         try:
             fh = open(tmp, "wb")  # noqa: SIM115 (closed by the with below)

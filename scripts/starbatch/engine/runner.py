@@ -66,17 +66,19 @@ def read_settings(plan_path: str | Path) -> dict:
     """The batch's insignificant parameters, written by planning into the plan
     directory's settings.json ({} if none: the analysis's defaults)."""
     plan_path = Path(plan_path)
-    path = settings_file(plan_path.parent.parent)
+    plan_dir = plan_path.parent.parent
+    path = settings_file(plan_dir)
     legacy = not path.exists()
     if legacy:  # planned by an older starbatch: a file per batch
-        path = legacy_settings_dir(plan_path.parent.parent) / plan_path.name
+        path = legacy_settings_dir(plan_dir) / plan_path.name
     try:
-        doc = json.loads(path.read_text())
+        settings = json.loads(path.read_text())
     except FileNotFoundError:
         return {}
     except ValueError as exc:
         raise ValueError(f"batch settings {path}: not valid JSON ({exc})") from None
-    settings = doc if legacy or not isinstance(doc, dict) else doc.get(plan_path.stem, {})
+    if not legacy:  # {batch: settings}
+        settings = settings.get(plan_path.stem, {}) if isinstance(settings, dict) else None
     if not isinstance(settings, dict):
         raise ValueError(f"batch settings {path}: not a mapping of names to values")
     return settings
