@@ -91,6 +91,32 @@ def test_errors_scaled_by_sqrt_chi2_red(emulator, grid):
         assert wrong[k + "_err"] == pytest.approx(right[k + "_err"], rel=0.1)
 
 
+def test_errors_widened_by_a_mismatch_that_neighbouring_pixels_share(emulator, grid):
+    # A line-spread function 20% wider than the emulator's: the residuals are the same
+    # shape at every line, so neighbouring pixels share them (resid_corr ~ the excess).
+    from starbatch.methods.goodness import widening
+    from starbatch.offline.augment import change_lsf, sigma_pixels
+
+    rng = np.random.default_rng(5)
+    model = change_lsf(emulator.flux(TRUTHS[0].astype(float)), 1.2 * sigma_pixels(22500.0))
+    flux = model * 1000.0
+    error = np.full(len(flux), 1000.0 / 200.0)  # S/N 200
+    noisy = flux + rng.standard_normal(len(flux)) * error
+    clean = synthetic(emulator, TRUTHS[0], 200, 5)
+    wide = Spectrum(emulator.wavelength, noisy, error, np.zeros(len(flux), bool))
+    fits = {name: gridfit.fit_spectrum(grid, s) for name, s in (("clean", clean), ("wide", wide))}
+    assert abs(fits["clean"]["resid_corr"]) < 0.05  # noise alone: ~0
+    wide = fits["wide"]
+    assert wide["chi2_red"] > 1.5 and wide["resid_corr"] > 0.5 * (wide["chi2_red"] - 1)
+    factor = widening(wide["chi2_red"], wide["resid_corr"], wide["n_pix"], gridfit.EXCESS_SCALE)
+    assert (factor > 2 * np.sqrt(wide["chi2_red"])).all()  # far more than sqrt(chi2_red)
+    # and nothing for noise alone, or for white excess (see the test above)
+    assert widening(1.0, 0.0, 7000, gridfit.EXCESS_SCALE) == pytest.approx(np.ones(3))
+    assert widening(4.0, 0.0, 7000, gridfit.EXCESS_SCALE) == pytest.approx(np.full(3, 2.0))
+    expected = np.sqrt(4.0 + np.square(gridfit.EXCESS_SCALE) * (3.0 - 2 * 4 * np.sqrt(2 / 7000)))
+    assert widening(4.0, 3.0, 7000, gridfit.EXCESS_SCALE) == pytest.approx(expected)
+
+
 def test_interpolation_reproduces_the_cubic_emulator(emulator, grid):
     # The emulator is cubic in the labels, so the cubic (4-node) interpolation is exact
     # up to float32 storage; a quadratic one is off by ~1e-3.

@@ -21,6 +21,8 @@ from . import labels
 class Cannon(Analysis):
     name = "cannon"
     product = APSTAR
+    # 2: errors widened by the correlated excess chi2 (methods/goodness.py widening).
+    version = "2"
     parameters = (
         Parameter("model", str, "v2", help="model cannon-{model}.npz (project, else shipped)"),
         *labels.QUALITY_PARAMETERS,
@@ -29,6 +31,7 @@ class Cannon(Analysis):
     resources = {"mem_mb": 2000, "runtime_setup_s": 60, "runtime_per_obs_s": 0.5}
     columns = labels.LABEL_COLUMNS + (
         Column("chi2_red", "", "reduced chi-square (with the model's intrinsic scatter)"),
+        labels.RESID_CORR,
         *labels.QUALITY_COLUMNS,
         Column("n_pix", "", "pixels used in the fit", "i8"),
     )
@@ -58,9 +61,9 @@ class Cannon(Analysis):
             np.stack([s.bad for s in spectra]),
         )
         fit = fit_labels(model, prepared)
+        best, resid_corr = fit["flux"], fit["resid_corr"]
         errors, chi2_red = noise_errors(fit)
         params = tasks[ok[0]].params
-        best = model.flux(fit["labels"])
         fit_chi2, line_snr = fit_quality(
             prepared.flux,
             prepared.error**2 + model.s2,
@@ -85,6 +88,7 @@ class Cannon(Analysis):
                 model.model_error,
                 flag,
                 chi2_red=float(chi2_red[j]),
+                resid_corr=float(resid_corr[j]),
                 fit_chi2=float(fit_chi2[j]),
                 line_snr=float(line_snr[j]),
                 n_pix=int(fit["n_pix"][j]),

@@ -18,6 +18,7 @@ from .labels import (
     LABELS,
     QUALITY_COLUMNS,
     QUALITY_PARAMETERS,
+    RESID_CORR,
     label_row,
     quality_flag,
     usable,
@@ -29,6 +30,8 @@ GRID_DIR = "resources/grids"
 class GridFit(Analysis):
     name = "gridfit"
     product = APSTAR
+    # 2: errors widened by the correlated excess chi2 (methods/gridfit/fit.py widening).
+    version = "2"
     parameters = (
         Parameter("grid", str, "demo", help="model grid name: resources/grids/{grid}.npz"),
         *QUALITY_PARAMETERS,
@@ -38,6 +41,7 @@ class GridFit(Analysis):
     resources = {"mem_mb": 2000, "runtime_setup_s": 60, "runtime_per_obs_s": 1.0}
     columns = LABEL_COLUMNS + (
         Column("chi2_red", "", "reduced chi-square of the best fit (noise only)"),
+        RESID_CORR,
         *QUALITY_COLUMNS,
         Column("n_pix", "", "pixels used in the fit", "i8"),
     )
@@ -72,5 +76,5 @@ class GridFit(Analysis):
         flag |= quality_flag(fit["fit_chi2"], fit["line_snr"], task.params)
         values = [fit[name] for name in LABELS]
         errors = [fit[name + "_err"] for name in LABELS]
-        extra = {k: fit[k] for k in ("chi2_red", "fit_chi2", "line_snr", "n_pix")}
+        extra = {k: fit[k] for k in ("chi2_red", "resid_corr", "fit_chi2", "line_snr", "n_pix")}
         return label_row(values, errors, MODEL_ERROR, flag, **extra)

@@ -23,6 +23,13 @@ LABEL_COLUMNS = (
     Column("feh_err", "dex", "1-sigma uncertainty of feh"),
 )
 LABELS = ("teff", "logg", "feh")
+# The fits' residual statistic behind their error widening (methods.goodness.widening).
+RESID_CORR = Column(
+    "resid_corr",
+    "",
+    "mean product of neighbouring pixels' whitened residuals: ~0 for noise alone, the "
+    "correlated (model-error) part of chi2_red - 1, which widens the errors",
+)
 
 # POOR_FIT defaults (starbatch.methods.goodness): line depths uncertain by 45% (the real
 # DR17 files need it: cannon's M giant gives fit_chi2 4.5 with it), and a fit must explain

@@ -57,3 +57,37 @@ def fit_quality(
 def poor_fit(fit_chi2, line_snr, max_chi2_red: float, min_line_snr: float) -> np.ndarray:
     """True where the model does not describe the spectrum (see the module docstring)."""
     return (np.asarray(fit_chi2) > max_chi2_red) | (np.asarray(line_snr) < min_line_snr)
+
+
+# Correlated excess below this many of its noise sigmas is taken as noise (widening).
+EXCESS_NSIGMA = 2.0
+
+
+def neighbour_correlation(z: np.ndarray, good: np.ndarray) -> np.ndarray:
+    """(n,) mean product of whitened residuals ``z`` (n, npix) of neighbouring pixels that
+    are both ``good``: ~0 for noise alone, about chi2_red - 1 for a misfit that is smooth
+    over a few pixels (a line the model gets wrong)."""
+    pair = good[:, 1:] & good[:, :-1]
+    prod = np.where(pair, np.where(good, z, 0.0)[:, 1:] * np.where(good, z, 0.0)[:, :-1], 0.0)
+    return prod.sum(axis=1) / np.maximum(pair.sum(axis=1), 1)
+
+
+def correlated_excess(chi2_red, resid_corr, n_pix) -> np.ndarray:
+    """The part of chi2_red - 1 that neighbouring pixels share, less EXCESS_NSIGMA times
+    its noise (white residuals of variance chi2_red give resid_corr ~ N(0, chi2_red^2 /
+    n_pix) and chi2_red ~ N(1, 2 / n_pix); the larger is taken), never below 0."""
+    chi2_red = np.asarray(chi2_red, dtype=np.float64)
+    noise = np.maximum(chi2_red, 1.0) * np.sqrt(2.0 / np.asarray(n_pix))
+    excess = np.minimum(chi2_red - 1.0, resid_corr)
+    return np.maximum(excess - EXCESS_NSIGMA * noise, 0.0)
+
+
+def widening(chi2_red, resid_corr, n_pix, scale) -> np.ndarray:
+    """Factors (..., 3) on a fit's noise errors: sqrt(max(1, chi2_red) + scale^2 * excess).
+    Excess chi2 that is white (noise underestimated) widens by sqrt(chi2_red), as usual;
+    excess that neighbouring pixels share (correlated_excess: a model wrong in its LSF,
+    continuum or line strengths) moves labels far more than white noise of the same
+    chi2, by ``scale`` per label (calibrated: offline.calibration.calibrate_excess)."""
+    chi2_red = np.asarray(chi2_red, dtype=np.float64)[..., None]
+    excess = correlated_excess(chi2_red[..., 0], resid_corr, n_pix)[..., None]
+    return np.sqrt(np.maximum(chi2_red, 1.0) + np.square(scale) * excess)

@@ -27,6 +27,7 @@ class Result:
     cost: float  # 0.5 * sum(residual ** 2), as scipy reports it
     jac: np.ndarray  # (n_residuals, n_params) at x
     nfev: int
+    fun: np.ndarray  # the residuals at x
 
 
 def _jacobian(fun, x, r, lo, hi) -> tuple[np.ndarray, int]:
@@ -86,4 +87,4 @@ def least_squares_box(
         damping = max(damping / 10, 1e-12)
         if reduction < TOL * cost or moved < TOL * (TOL + np.linalg.norm(x)):
             break
-    return Result(x=x, cost=cost, jac=jac, nfev=nfev)
+    return Result(x=x, cost=cost, jac=jac, nfev=nfev, fun=r)

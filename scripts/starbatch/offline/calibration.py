@@ -4,7 +4,13 @@ On a held-out synthetic set (seeded apart from training, validation and the accu
 evaluation) the residuals d = estimate - truth and the noise errors sigma of one label
 give the model error s: the smallest s >= 0 with robust_std(d / sqrt(sigma^2 + s^2)) = 1,
 found by bisection (the spread falls monotonically with s). Pooled over S/N 20-200, so the
-one term serves low S/N (noise-dominated) and high S/N (model-dominated) alike."""
+one term serves low S/N (noise-dominated) and high S/N (model-dominated) alike.
+
+What the fits (gridfit, cannon) miss on spectra their model does not describe is
+calibrated apart (``calibrate_excess``): on held-out *perturbed* spectra
+(offline.augment.perturbed_star), the scale k per label of their correlated excess chi2
+(methods.goodness.widening), found the same way. Clean spectra have no such excess, so
+the two calibrations do not interfere."""
 
 from __future__ import annotations
 
@@ -17,16 +23,25 @@ CALIBRATION_SNR = (20, 50, 100, 200)
 
 def model_error(residual, noise_error, iterations: int = 60) -> float:
     """s for one label (0 when the noise errors alone already cover the residuals)."""
-    d = np.asarray(residual, dtype=np.float64)
-    e = np.asarray(noise_error, dtype=np.float64)
-    ok = np.isfinite(d) & np.isfinite(e)
-    d, e = d[ok], e[ok]
+    return unit_pull_scale(residual, noise_error, 1.0, iterations)
+
+
+def unit_pull_scale(residual, base_error, unit_error, iterations: int = 60) -> float:
+    """The smallest k >= 0 with robust_std(residual / hypot(base, k * unit)) = 1 (0 when
+    the base errors already cover the residuals); rows where unit is 0 only dilute."""
+    d, e, u = np.broadcast_arrays(
+        *(np.asarray(a, np.float64) for a in (residual, base_error, unit_error))
+    )
+    ok = np.isfinite(d) & np.isfinite(e) & np.isfinite(u)
+    d, e, u = d[ok], e[ok], u[ok]
     if not len(d) or robust_std(d / e) <= 1.0:
         return 0.0
-    lo, hi = 0.0, 10.0 * robust_std(d) + 1e-12
+    lo, hi = 0.0, 1.0
+    while robust_std(d / np.hypot(e, hi * u)) > 1.0 and hi < 1e12:
+        hi *= 2.0
     for _ in range(iterations):
         mid = 0.5 * (lo + hi)
-        if robust_std(d / np.hypot(e, mid)) > 1.0:
+        if robust_std(d / np.hypot(e, mid * u)) > 1.0:
             lo = mid
         else:
             hi = mid
@@ -76,3 +91,45 @@ def _current_term(name: str, model) -> np.ndarray:
 
         return np.asarray(MODEL_ERROR, dtype=np.float64)
     return np.asarray(model.model_error, dtype=np.float64)
+
+
+def calibrate_excess(name: str, emulator, n: int = 100, seed: int = 5000) -> np.ndarray:
+    """(3,) the EXCESS_SCALE of fitting analysis ``name`` (gridfit, cannon) from held-out
+    perturbed sets at CALIBRATION_SNR (``n`` stars each, seeds ``seed + k``): its errors
+    with the shipped scale are taken apart into the noise error, its sqrt(chi2_red)
+    widening, the correlated-excess part and the model-error term."""
+    from starbatch.analyses.registry import BUILTIN
+    from starbatch.methods.goodness import correlated_excess, widening
+
+    from .augment import perturbed_star
+    from .evaluation import default_params, estimates, make_tasks, run
+    from .training_set import make_random_set
+
+    cls = BUILTIN[name]
+    params = default_params(cls)
+    analysis = cls()
+    model = analysis.load(params)
+    term, scale = _current_term(name, model), _current_scale(name)
+    residual, base, unit = [], [], []
+    for k, snr in enumerate(CALIBRATION_SNR):
+        data = make_random_set(emulator, n, snr, seed + k, star=perturbed_star)
+        results = run(analysis, model, make_tasks(data.spectra(), params), cls.chunk_size)
+        values, errors, _ = estimates(results)
+        keys = ("chi2_red", "resid_corr", "n_pix")
+        fit = np.array(
+            [[r[k] for k in keys] if isinstance(r, dict) else [np.nan] * 3 for r in results]
+        )
+        noise = np.sqrt(np.maximum(errors**2 - term**2, 0.0)) / widening(*fit.T, scale)
+        residual.append(values - data.labels)
+        base.append(np.hypot(noise * np.sqrt(np.maximum(fit[:, :1], 1.0)), term))
+        unit.append(noise * np.sqrt(correlated_excess(*fit.T))[:, None])
+    residual, base, unit = (np.vstack(a) for a in (residual, base, unit))
+    return np.array([unit_pull_scale(residual[:, i], base[:, i], unit[:, i]) for i in range(3)])
+
+
+def _current_scale(name: str) -> np.ndarray:
+    if name == "gridfit":
+        from starbatch.methods.gridfit.fit import EXCESS_SCALE
+    else:
+        from starbatch.methods.cannon.model import EXCESS_SCALE
+    return np.asarray(EXCESS_SCALE, dtype=np.float64)

@@ -31,6 +31,7 @@ import numpy as np
 
 from starbatch.engine.atomic import save_npz
 from starbatch.methods.emulator import LABEL_NAMES
+from starbatch.methods.goodness import neighbour_correlation, widening
 from starbatch.methods.normalise import CONT_DEGREE, Prepared, normalise_many
 
 # Index pairs of the quadratic terms, after the constant and the 3 linear ones.
@@ -52,6 +53,11 @@ STARTS = np.array(
 
 # After SCREEN_AFTER iterations only the KEEP_STARTS best starts of each spectrum go on.
 SCREEN_AFTER = 4
+# Label errors per unit of correlated excess chi2 (Teff, logg, [Fe/H]; goodness.widening),
+# calibrated for cannon-v2 on held-out perturbed spectra (offline.augment.perturbed_star,
+# seed 5000, 100 per S/N 20-200) by `python scripts/calibrate_model_error.py --excess`
+# (which prints it again for a retrained model).
+EXCESS_SCALE = (5.79, 4.39, 8.27)
 KEEP_STARTS = 2
 
 
@@ -178,7 +184,9 @@ def fit_labels(
     g = D^T (b - T v) and A = D^T T D with D = dv/dx (10 x 3), so each iteration is
     tiny 10 x 10 algebra for all spectra and all starting points together.
 
-    Returns arrays: labels (n, 3), cov (n, 3, 3), chi2 (n,), n_pix (n,), converged (n,)."""
+    Returns arrays: labels (n, 3), cov (n, 3, 3), chi2 (n,), n_pix (n,), converged (n,),
+    the model flux at the labels (n, npix) and resid_corr (n,), the neighbouring-pixel
+    correlation of the residuals (goodness.neighbour_correlation) that noise_errors uses."""
     stats = sufficient_statistics(model, prepared)
     n = len(stats["fwf"])
     starts = model.scaled(STARTS)
@@ -229,19 +237,27 @@ def fit_labels(
     cov_x = np.linalg.inv(a)
     cov_x[~ok] = np.nan
     cov = cov_x * model.scale[None, :, None] * model.scale[None, None, :]
+    labels = xb * model.scale + model.fid
+    flux = model.flux(labels)
+    good = prepared.ivar > 0
+    with np.errstate(all="ignore"):
+        z = (prepared.flux - flux) / np.sqrt(prepared.error**2 + model.s2)
     return {
-        "labels": xb * model.scale + model.fid,
+        "labels": labels,
         "cov": cov,
         "chi2": np.maximum(chi2[pick], 0.0),
         "n_pix": stats["n_pix"],
         "converged": done[pick],
+        "flux": flux,
+        "resid_corr": neighbour_correlation(z, good),
     }
 
 
 def noise_errors(fit: dict) -> tuple[np.ndarray, np.ndarray]:
     """(errors (n, 3), chi2_red (n,)) of a fit_labels result: sqrt of the covariance's
-    diagonal, widened by sqrt(chi2_red) when the fit is worse than the noise (as gridfit).
-    The model-error term comes on top (CannonModel.model_error)."""
+    diagonal, widened as gridfit's (goodness.widening: by sqrt(chi2_red) for white excess
+    chi2, by EXCESS_SCALE for excess neighbouring pixels share). The model-error term
+    comes on top (CannonModel.model_error)."""
     chi2_red = fit["chi2"] / np.maximum(fit["n_pix"] - 3, 1)
     errors = np.sqrt(np.diagonal(fit["cov"], axis1=1, axis2=2))
-    return errors * np.sqrt(np.maximum(chi2_red, 1.0))[:, None], chi2_red
+    return errors * widening(chi2_red, fit["resid_corr"], fit["n_pix"], EXCESS_SCALE), chi2_red

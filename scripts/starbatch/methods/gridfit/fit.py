@@ -25,9 +25,12 @@ Degrees 3-5 are equivalent; 4 had the smallest noiseless residual bias.
    sits on a box face that could move, the box is re-centred; ``at_edge`` is set when
    it sits on the edge of the grid or of its valid (trained) region.
 3. Uncertainties: covariance = (J^T J)^-1 of the whitened, continuum-profiled
-   residuals (the chi2 curvature, so the continuum is marginalised), each error
-   multiplied by sqrt(chi2_red) when chi2_red > 1 so underestimated noise or model
-   mismatch widens rather than hides.
+   residuals (the chi2 curvature, so the continuum is marginalised), widened by what the
+   residuals say the noise does not explain (``goodness.widening``): excess chi2 that is white
+   (underestimated noise) by sqrt(chi2_red), as before; excess that neighbouring pixels
+   share (``resid_corr``: a model that is wrong, line by line, in the LSF, continuum or
+   line strengths) by EXCESS_SCALE per label, since a residual correlated over many pixels
+   moves the labels far more than white noise of the same chi2 does.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import numpy as np
 from numpy.polynomial import legendre
 
 from starbatch.methods.continuum import CHIPS, chip_of, chip_x, normalise
-from starbatch.methods.goodness import fit_quality
+from starbatch.methods.goodness import fit_quality, neighbour_correlation, widening
 from starbatch.methods.least_squares import least_squares_box
 from starbatch.sdss.spectrum import Spectrum
 
@@ -52,8 +55,15 @@ MAX_RECENTRE = 4
 # Model-error term (Teff K, logg, [Fe/H]) added in quadrature by the analysis; calibrated
 # with starbatch.offline.calibration on held-out spectra (scripts/calibrate_model_error.py).
 MODEL_ERROR = (0.0, 0.0, 0.0)
+# Label errors per unit of correlated excess chi2 (Teff, logg, [Fe/H]): errors^2 grow by
+# EXCESS_SCALE^2 * excess (goodness.widening). Calibrated on held-out perturbed spectra
+# (offline.augment.perturbed_star, seed 5000, 100 stars at each S/N 20-200) by
+# `python scripts/calibrate_model_error.py --excess`: the normalised residuals' robust std
+# is then 1, pooled; clean spectra have no correlated excess and keep their errors.
+EXCESS_SCALE = (6.23, 5.60, 12.24)
 RESULT_KEYS = tuple(k for a in AXES for k in (a, a + "_err")) + (
     "chi2_red",
+    "resid_corr",
     "fit_chi2",
     "line_snr",
     "n_pix",
@@ -331,12 +341,17 @@ def _refine(grid: ModelGrid, prep: _Prepared, node: tuple[int, int, int], cont_d
         err_u[free] = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     except np.linalg.LinAlgError:
         pass  # singular curvature: errors stay inf (flagged, never NaN)
-    err = err_u * steps * max(1.0, np.sqrt(chi2_red))
+    z = np.zeros((1, len(prep.chip)))
+    z[0, pixels] = res.fun
+    good = np.zeros_like(z, dtype=bool)
+    good[0, pixels] = prep.w[pixels] > 0
+    resid_corr = float(neighbour_correlation(z, good)[0])
+    err = err_u * steps * widening(chi2_red, resid_corr, prep.n_pix, EXCESS_SCALE)
     out = {}
     for i, (name, axis) in enumerate(zip(AXES, grid.axes, strict=True)):
         out[name] = float(axis[0] + u[i] * steps[i])
         out[name + "_err"] = float(err[i])
-    out.update(chi2_red=float(chi2_red), n_pix=prep.n_pix, at_edge=at_edge)
+    out.update(chi2_red=float(chi2_red), resid_corr=resid_corr, n_pix=prep.n_pix, at_edge=at_edge)
     return out
 
 
