@@ -91,7 +91,7 @@ def test_errors_scaled_by_sqrt_chi2_red(emulator, grid):
         assert wrong[k + "_err"] == pytest.approx(right[k + "_err"], rel=0.1)
 
 
-def test_errors_widened_by_a_mismatch_that_neighbouring_pixels_share(emulator, grid):
+def test_errors_widened_by_a_mismatch_that_neighbouring_pixels_share(emulator, grid, monkeypatch):
     # A line-spread function 20% wider than the emulator's: the residuals are the same
     # shape at every line, so neighbouring pixels share them (resid_corr ~ the excess).
     from starbatch.methods.goodness import widening
@@ -103,13 +103,20 @@ def test_errors_widened_by_a_mismatch_that_neighbouring_pixels_share(emulator, g
     error = np.full(len(flux), 1000.0 / 200.0)  # S/N 200
     noisy = flux + rng.standard_normal(len(flux)) * error
     clean = synthetic(emulator, TRUTHS[0], 200, 5)
-    wide = Spectrum(emulator.wavelength, noisy, error, np.zeros(len(flux), bool))
+    wide_bad = np.zeros(len(flux), bool)
+    wide = Spectrum(emulator.wavelength, noisy, error, wide_bad)
     fits = {name: gridfit.fit_spectrum(grid, s) for name, s in (("clean", clean), ("wide", wide))}
     assert abs(fits["clean"]["resid_corr"]) < 0.05  # noise alone: ~0
     wide = fits["wide"]
     assert wide["chi2_red"] > 1.5 and wide["resid_corr"] > 0.5 * (wide["chi2_red"] - 1)
     factor = widening(wide["chi2_red"], wide["resid_corr"], wide["n_pix"], gridfit.EXCESS_SCALE)
     assert (factor > 2 * np.sqrt(wide["chi2_red"])).all()  # far more than sqrt(chi2_red)
+    # The fit's own errors carry it: without the scale they are sqrt(chi2_red) wider only.
+    monkeypatch.setattr(gridfit, "EXCESS_SCALE", (0.0, 0.0, 0.0))
+    plain = gridfit.fit_spectrum(grid, Spectrum(emulator.wavelength, noisy, error, wide_bad))
+    for i, k in enumerate(LABELS):
+        ratio = wide[k + "_err"] / plain[k + "_err"]
+        assert ratio == pytest.approx(factor[i] / np.sqrt(wide["chi2_red"]), rel=1e-6)
     # and nothing for noise alone, or for white excess (see the test above)
     assert widening(1.0, 0.0, 7000, gridfit.EXCESS_SCALE) == pytest.approx(np.ones(3))
     assert widening(4.0, 0.0, 7000, gridfit.EXCESS_SCALE) == pytest.approx(np.full(3, 2.0))

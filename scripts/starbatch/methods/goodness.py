@@ -74,8 +74,9 @@ def neighbour_correlation(z: np.ndarray, good: np.ndarray) -> np.ndarray:
 
 def correlated_excess(chi2_red, resid_corr, n_pix) -> np.ndarray:
     """The part of chi2_red - 1 that neighbouring pixels share, less EXCESS_NSIGMA times
-    its noise (white residuals of variance chi2_red give resid_corr ~ N(0, chi2_red^2 /
-    n_pix) and chi2_red ~ N(1, 2 / n_pix); the larger is taken), never below 0."""
+    max(1, chi2_red) sqrt(2 / n_pix), never below 0. For white residuals of variance
+    chi2_red that is chi2_red's own noise at chi2_red = 1 and sqrt(2) times resid_corr's
+    (~N(0, chi2_red^2 / n_pix)) at any chi2_red: noise alone stays under it."""
     chi2_red = np.asarray(chi2_red, dtype=np.float64)
     noise = np.maximum(chi2_red, 1.0) * np.sqrt(2.0 / np.asarray(n_pix))
     excess = np.minimum(chi2_red - 1.0, resid_corr)

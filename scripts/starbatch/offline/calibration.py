@@ -28,7 +28,8 @@ def model_error(residual, noise_error, iterations: int = 60) -> float:
 
 def unit_pull_scale(residual, base_error, unit_error, iterations: int = 60) -> float:
     """The smallest k >= 0 with robust_std(residual / hypot(base, k * unit)) = 1 (0 when
-    the base errors already cover the residuals); rows where unit is 0 only dilute."""
+    the base errors already cover the residuals; inf when no k can, e.g. when rows
+    without a unit part are already over-dispersed)."""
     d, e, u = np.broadcast_arrays(
         *(np.asarray(a, np.float64) for a in (residual, base_error, unit_error))
     )
@@ -37,8 +38,10 @@ def unit_pull_scale(residual, base_error, unit_error, iterations: int = 60) -> f
     if not len(d) or robust_std(d / e) <= 1.0:
         return 0.0
     lo, hi = 0.0, 1.0
-    while robust_std(d / np.hypot(e, hi * u)) > 1.0 and hi < 1e12:
+    while robust_std(d / np.hypot(e, hi * u)) > 1.0:
         hi *= 2.0
+        if hi > 1e12:
+            return float("inf")
     for _ in range(iterations):
         mid = 0.5 * (lo + hi)
         if robust_std(d / np.hypot(e, mid * u)) > 1.0:
