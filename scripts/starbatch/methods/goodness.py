@@ -67,9 +67,9 @@ def neighbour_correlation(z: np.ndarray, good: np.ndarray) -> np.ndarray:
     """(n,) mean product of whitened residuals ``z`` (n, npix) of neighbouring pixels that
     are both ``good``: ~0 for noise alone, about chi2_red - 1 for a misfit that is smooth
     over a few pixels (a line the model gets wrong)."""
-    pair = good[:, 1:] & good[:, :-1]
-    prod = np.where(pair, np.where(good, z, 0.0)[:, 1:] * np.where(good, z, 0.0)[:, :-1], 0.0)
-    return prod.sum(axis=1) / np.maximum(pair.sum(axis=1), 1)
+    zg = np.where(good, z, 0.0)  # a pair with a bad pixel adds 0
+    pairs = (good[:, 1:] & good[:, :-1]).sum(axis=1)
+    return (zg[:, 1:] * zg[:, :-1]).sum(axis=1) / np.maximum(pairs, 1)
 
 
 def correlated_excess(chi2_red, resid_corr, n_pix) -> np.ndarray:

@@ -68,32 +68,10 @@ def calibrate_analysis(name: str, emulator, n: int = 100, seed: int = 3000) -> n
     """(3,) model error of analysis ``name`` from held-out clean sets at CALIBRATION_SNR
     (``n`` stars each, seeds ``seed + k``), through its Analysis class. The term the
     analysis adds now is taken out of its errors first, so the result replaces it."""
-    from starbatch.analyses.registry import BUILTIN
-
-    from .evaluation import default_params, estimates, make_tasks, run
-    from .training_set import make_random_set
-
-    cls = BUILTIN[name]
-    params = default_params(cls)
-    analysis = cls()
-    model = analysis.load(params)
-    current = _current_term(name, model)
     truth, estimate, noise = [], [], []
-    for k, snr in enumerate(CALIBRATION_SNR):
-        data = make_random_set(emulator, n, snr, seed + k)
-        tasks = make_tasks(data.spectra(), params)
-        values, errors, _ = estimates(run(analysis, model, tasks, cls.chunk_size))
-        truth.append(data.labels), estimate.append(values)
-        noise.append(np.sqrt(np.maximum(errors**2 - current**2, 0.0)))
+    for labels, values, errors, _ in _held_out(name, emulator, n, seed)[2]:
+        truth.append(labels), estimate.append(values), noise.append(errors)
     return model_errors(np.vstack(truth), np.vstack(estimate), np.vstack(noise))
-
-
-def _current_term(name: str, model) -> np.ndarray:
-    if name == "gridfit":
-        from starbatch.methods.gridfit.fit import MODEL_ERROR
-
-        return np.asarray(MODEL_ERROR, dtype=np.float64)
-    return np.asarray(model.model_error, dtype=np.float64)
 
 
 def calibrate_excess(name: str, emulator, n: int = 100, seed: int = 5000) -> np.ndarray:
@@ -101,10 +79,32 @@ def calibrate_excess(name: str, emulator, n: int = 100, seed: int = 5000) -> np.
     perturbed sets at CALIBRATION_SNR (``n`` stars each, seeds ``seed + k``): its errors
     with the shipped scale are taken apart into the noise error, its sqrt(chi2_red)
     widening, the correlated-excess part and the model-error term."""
-    from starbatch.analyses.registry import BUILTIN
     from starbatch.methods.goodness import correlated_excess, widening
 
     from .augment import perturbed_star
+
+    term, scale, sets = _held_out(name, emulator, n, seed, perturbed_star)
+    residual, base, unit = [], [], []
+    keys = ("chi2_red", "resid_corr", "n_pix")
+    for labels, values, errors, results in sets:
+        fit = np.array(
+            [[r[k] for k in keys] if isinstance(r, dict) else [np.nan] * 3 for r in results]
+        )
+        noise = errors / widening(*fit.T, scale)
+        residual.append(values - labels)
+        base.append(np.hypot(noise * np.sqrt(np.maximum(fit[:, :1], 1.0)), term))
+        unit.append(noise * np.sqrt(correlated_excess(*fit.T))[:, None])
+    residual, base, unit = (np.vstack(a) for a in (residual, base, unit))
+    return np.array([unit_pull_scale(residual[:, i], base[:, i], unit[:, i]) for i in range(3)])
+
+
+def _held_out(name: str, emulator, n: int, seed: int, star=None) -> tuple:
+    """Analysis ``name`` with default parameters on held-out sets, one per S/N of
+    CALIBRATION_SNR (seed ``seed + k``; ``star`` makes the spectra, default clean):
+    (the model-error term and the excess scale it applies now, [(truth, estimates,
+    errors less that term, result rows) per S/N])."""
+    from starbatch.analyses.registry import BUILTIN
+
     from .evaluation import default_params, estimates, make_tasks, run
     from .training_set import make_random_set
 
@@ -112,27 +112,28 @@ def calibrate_excess(name: str, emulator, n: int = 100, seed: int = 5000) -> np.
     params = default_params(cls)
     analysis = cls()
     model = analysis.load(params)
-    term, scale = _current_term(name, model), _current_scale(name)
-    residual, base, unit = [], [], []
+    term, scale = _shipped(name, model)
+    kind = {} if star is None else {"star": star}
+    sets = []
     for k, snr in enumerate(CALIBRATION_SNR):
-        data = make_random_set(emulator, n, snr, seed + k, star=perturbed_star)
+        data = make_random_set(emulator, n, snr, seed + k, **kind)
         results = run(analysis, model, make_tasks(data.spectra(), params), cls.chunk_size)
         values, errors, _ = estimates(results)
-        keys = ("chi2_red", "resid_corr", "n_pix")
-        fit = np.array(
-            [[r[k] for k in keys] if isinstance(r, dict) else [np.nan] * 3 for r in results]
-        )
-        noise = np.sqrt(np.maximum(errors**2 - term**2, 0.0)) / widening(*fit.T, scale)
-        residual.append(values - data.labels)
-        base.append(np.hypot(noise * np.sqrt(np.maximum(fit[:, :1], 1.0)), term))
-        unit.append(noise * np.sqrt(correlated_excess(*fit.T))[:, None])
-    residual, base, unit = (np.vstack(a) for a in (residual, base, unit))
-    return np.array([unit_pull_scale(residual[:, i], base[:, i], unit[:, i]) for i in range(3)])
+        noise = np.sqrt(np.maximum(errors**2 - term**2, 0.0))
+        sets.append((data.labels, values, noise, results))
+    return term, scale, sets
 
 
-def _current_scale(name: str) -> np.ndarray:
+def _shipped(name: str, model) -> tuple[np.ndarray, np.ndarray]:
+    """(model-error term, excess scale) that analysis ``name`` applies now (the term of a
+    learned analysis is in its loaded ``model``; the scale is 0 where it has none)."""
     if name == "gridfit":
-        from starbatch.methods.gridfit.fit import EXCESS_SCALE
-    else:
+        from starbatch.methods.gridfit.fit import EXCESS_SCALE, MODEL_ERROR
+
+        return np.asarray(MODEL_ERROR, np.float64), np.asarray(EXCESS_SCALE, np.float64)
+    term = np.asarray(model.model_error, np.float64)
+    if name == "cannon":
         from starbatch.methods.cannon.model import EXCESS_SCALE
-    return np.asarray(EXCESS_SCALE, dtype=np.float64)
+
+        return term, np.asarray(EXCESS_SCALE, np.float64)
+    return term, np.zeros(3)

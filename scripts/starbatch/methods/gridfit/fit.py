@@ -343,9 +343,7 @@ def _refine(grid: ModelGrid, prep: _Prepared, node: tuple[int, int, int], cont_d
         pass  # singular curvature: errors stay inf (flagged, never NaN)
     z = np.zeros((1, len(prep.chip)))
     z[0, pixels] = res.fun
-    good = np.zeros_like(z, dtype=bool)
-    good[0, pixels] = prep.w[pixels] > 0
-    resid_corr = float(neighbour_correlation(z, good)[0])
+    resid_corr = float(neighbour_correlation(z, (prep.chip >= 0)[None])[0])
     err = err_u * steps * widening(chi2_red, resid_corr, prep.n_pix, EXCESS_SCALE)
     out = {}
     for i, (name, axis) in enumerate(zip(AXES, grid.axes, strict=True)):
