@@ -1,11 +1,16 @@
 """Honest uncertainties: the model-error term (starbatch.offline.calibration) and, on a
 modest held-out set, normalised residuals of unit spread for every label analysis."""
 
+import json
+
 import numpy as np
 import pytest
 
+from starbatch.analyses.registry import BUILTIN
 from starbatch.offline.calibration import model_error, unit_pull_scale
-from starbatch.offline.evaluation import accuracy
+from starbatch.offline.evaluation import accuracy, default_params, make_tasks, run
+from starbatch.resources import MODELS
+from starbatch.sdss.spectrum import Spectrum
 
 
 def test_model_error_recovers_a_known_term():
@@ -73,3 +78,33 @@ def test_fit_pulls_have_unit_spread_on_perturbed_held_out_spectra(emulator, demo
     rows, _ = robustness(emulator, 100, [50, 200], seed=6200, names=["gridfit", "cannon"])
     pulls = {(r["analysis"], r["snr"], r["label"]): r["pull"] for r in rows}
     assert all(0.7 <= v <= 1.5 for v in pulls.values()), pulls
+
+
+def test_cannon_widens_its_errors_by_the_excess_scale_in_its_model_file(emulator):
+    """The scale is in the model file (calibrated as training does, as its scores say),
+    and on a spectrum unlike the emulator (an LSF 20% wider, S/N 200) the noise part of
+    the errors grows by goodness.widening with it: without it, by sqrt(chi2_red) only."""
+    from starbatch.methods.goodness import widening
+    from starbatch.offline.augment import change_lsf, sigma_pixels
+
+    cls = BUILTIN["cannon"]
+    params, analysis = default_params(cls), cls()
+    model = analysis.load(params)
+    scores = json.loads((MODELS / "cannon-v2.scores.json").read_text())
+    assert np.all(model.excess_scale > 0)
+    assert model.excess_scale == pytest.approx(scores["excess_scale"], abs=1e-3)
+
+    lsf = 1.2 * sigma_pixels(22500.0)
+    flux = 1000.0 * change_lsf(emulator.flux(np.array([4700.0, 2.5, 0.0])), lsf)
+    error = np.full(len(flux), 1000.0 / 200.0)
+    noisy = flux + np.random.default_rng(5).standard_normal(len(flux)) * error
+    spectrum = Spectrum(emulator.wavelength, noisy, error, np.zeros(len(flux), bool))
+    wide = run(analysis, model, make_tasks([spectrum], params), 1)[0]
+    assert wide["chi2_red"] > 1.2 and wide["resid_corr"] > 0.5 * (wide["chi2_red"] - 1)
+    factor = widening(wide["chi2_red"], wide["resid_corr"], wide["n_pix"], model.excess_scale)
+    assert (factor > 1.5 * np.sqrt(wide["chi2_red"])).all()
+    model.excess_scale = np.zeros(3)
+    plain = run(analysis, model, make_tasks([spectrum], params), 1)[0]
+    for i, k in enumerate(("teff", "logg", "feh")):
+        noise = [np.sqrt(r[k + "_err"] ** 2 - model.model_error[i] ** 2) for r in (wide, plain)]
+        assert noise[0] / noise[1] == pytest.approx(factor[i] / np.sqrt(wide["chi2_red"]), rel=1e-6)

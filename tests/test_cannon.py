@@ -127,6 +127,9 @@ def test_training_is_reproducible_bytes(emulator, tmp_path):
         model, _ = train_cannon.train_from_emulator(emulator, cfg)
         model.save(tmp_path / f"{name}.npz")
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    # training calibrates the widening's scale too (finite: 0 where none reaches unit pulls)
+    assert model.excess_scale.shape == (3,) and np.all(np.isfinite(model.excess_scale))
+    assert cm.CannonModel.load(tmp_path / "a.npz").excess_scale == pytest.approx(model.excess_scale)
 
 
 @pytest.mark.slow
@@ -141,3 +144,11 @@ def test_train_rule_writes_loadable_model(tmp_path):
     assert loaded.config["n_train"] == 60 and loaded.theta.shape == (8575, cm.NTERMS)
     scores = json.loads((models / "cannon-v2.scores.json").read_text())
     assert scores["validation"]["n_per_snr"] == 5
+
+
+def test_a_model_file_from_before_the_excess_scale_widens_by_sqrt_chi2_red_only(tmp_path):
+    from starbatch.engine.atomic import save_npz
+
+    with np.load(MODELS / "cannon-v2.npz") as d:
+        save_npz(tmp_path / "old.npz", {k: d[k] for k in d.files if k != "excess_scale"})
+    assert np.all(cm.CannonModel.load(tmp_path / "old.npz").excess_scale == 0)

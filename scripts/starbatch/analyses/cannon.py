@@ -62,7 +62,7 @@ class Cannon(Analysis):
         )
         fit = fit_labels(model, prepared)
         best, resid_corr = fit["flux"], fit["resid_corr"]
-        errors, chi2_red = noise_errors(fit)
+        errors, chi2_red = noise_errors(model, fit)
         params = tasks[ok[0]].params
         fit_chi2, line_snr = fit_quality(
             prepared.flux,

@@ -10,15 +10,26 @@ What the fits (gridfit, cannon) miss on spectra their model does not describe is
 calibrated apart (``calibrate_excess``): on held-out *perturbed* spectra
 (offline.augment.perturbed_star), the scale k per label of their correlated excess chi2
 (methods.goodness.widening), found the same way. Clean spectra have no such excess, so
-the two calibrations do not interfere."""
+the two calibrations do not interfere. Training calibrates both terms of a cannon model
+and stores them in its file (apogeenet has no excess scale: docs/analyses.md)."""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 
 from .stats import robust_std
 
+log = logging.getLogger("starbatch")
+
 CALIBRATION_SNR = (20, 50, 100, 200)
+# The perturbed sets of the excess calibration: seeds apart from training (the model-error
+# sets are its seed + 2000 + k), the robustness evaluation (4242) and the accuracy one (777).
+EXCESS_SEED = 5000
+# The fits, whose errors widen by their correlated excess; cannon's scale is in its model
+# file, gridfit's a constant (methods/gridfit/fit.py).
+WIDENING = ("gridfit", "cannon")
 
 
 def model_error(residual, noise_error, iterations: int = 60) -> float:
@@ -74,16 +85,19 @@ def calibrate_analysis(name: str, emulator, n: int = 100, seed: int = 3000) -> n
     return model_errors(np.vstack(truth), np.vstack(estimate), np.vstack(noise))
 
 
-def calibrate_excess(name: str, emulator, n: int = 100, seed: int = 5000) -> np.ndarray:
-    """(3,) the EXCESS_SCALE of fitting analysis ``name`` (gridfit, cannon) from held-out
-    perturbed sets at CALIBRATION_SNR (``n`` stars each, seeds ``seed + k``): its errors
-    with the shipped scale are taken apart into the noise error, its sqrt(chi2_red)
-    widening, the correlated-excess part and the model-error term."""
+def calibrate_excess(
+    name: str, emulator, n: int = 100, seed: int = EXCESS_SEED, model=None
+) -> np.ndarray:
+    """(3,) the excess scale of fit ``name`` (WIDENING) from held-out perturbed sets at
+    CALIBRATION_SNR (``n`` stars each, seeds ``seed + k``): its errors with the scale it
+    applies now are taken apart into the noise error, its sqrt(chi2_red) widening, the
+    correlated-excess part and the model-error term. ``model``: a loaded (or just
+    trained) model of the analysis, else its shipped one."""
     from starbatch.methods.goodness import correlated_excess, widening
 
     from .augment import perturbed_star
 
-    term, scale, sets = _held_out(name, emulator, n, seed, perturbed_star)
+    term, scale, sets = _held_out(name, emulator, n, seed, perturbed_star, model)
     residual, base, unit = [], [], []
     keys = ("chi2_red", "resid_corr", "n_pix")
     for labels, values, errors, results in sets:
@@ -98,11 +112,49 @@ def calibrate_excess(name: str, emulator, n: int = 100, seed: int = 5000) -> np.
     return np.array([unit_pull_scale(residual[:, i], base[:, i], unit[:, i]) for i in range(3)])
 
 
-def _held_out(name: str, emulator, n: int, seed: int, star=None) -> tuple:
-    """Analysis ``name`` with default parameters on held-out sets, one per S/N of
-    CALIBRATION_SNR (seed ``seed + k``; ``star`` makes the spectra, default clean):
-    (the model-error term and the excess scale it applies now, [(truth, estimates,
-    errors less that term, result rows) per S/N])."""
+def trained_excess_scale(name: str, emulator, n: int, model) -> np.ndarray:
+    """calibrate_excess for ``model``, being trained. A label no scale brings to unit
+    pulls (inf: too few or too odd calibration spectra) gets 0, so the file holds a
+    usable number, and a warning says so."""
+    scale = calibrate_excess(name, emulator, n, model=model)
+    if not np.all(np.isfinite(scale)):
+        log.warning("%s: no excess scale reaches unit pulls for %s: 0", name, scale)
+    return np.where(np.isfinite(scale), scale, 0.0)
+
+
+def store_excess_scale(emulator, n: int = 100) -> np.ndarray:
+    """Calibrate cannon's excess scale (calibrate_excess) and write it into the model
+    file it loads (the project's resources/models/ one if there is one, else the shipped
+    one) and its scores JSON: what training does at its end, for a model file made
+    before it did. Everything else in the file stays as it was."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from starbatch.analyses.registry import BUILTIN
+    from starbatch.engine.atomic import write_json
+
+    from .evaluation import default_params
+
+    cls = BUILTIN["cannon"]
+    params = default_params(cls)
+    path = Path(cls.model_files(params)[0])
+    model = cls().load(params)
+    model.excess_scale = trained_excess_scale("cannon", emulator, n, model)
+    model.save(path)
+    scores = path.with_name(path.name.removesuffix(".npz") + ".scores.json")
+    doc = json.loads(scores.read_text())
+    doc["excess_scale"] = [round(float(v), 3) for v in model.excess_scale]
+    doc["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    write_json(scores, doc)
+    return model.excess_scale
+
+
+def _held_out(name: str, emulator, n: int, seed: int, star=None, model=None) -> tuple:
+    """Analysis ``name`` with default parameters (and ``model``, default its shipped
+    one) on held-out sets, one per S/N of CALIBRATION_SNR (seed ``seed + k``; ``star``
+    makes the spectra, default clean): (the model-error term and the excess scale it
+    applies now, [(truth, estimates, errors less that term, result rows) per S/N])."""
     from starbatch.analyses.registry import BUILTIN
 
     from .evaluation import default_params, estimates, make_tasks, run
@@ -111,8 +163,8 @@ def _held_out(name: str, emulator, n: int, seed: int, star=None) -> tuple:
     cls = BUILTIN[name]
     params = default_params(cls)
     analysis = cls()
-    model = analysis.load(params)
-    term, scale = _shipped(name, model)
+    model = analysis.load(params) if model is None else model
+    term, scale = _applied(name, model)
     kind = {} if star is None else {"star": star}
     sets = []
     for k, snr in enumerate(CALIBRATION_SNR):
@@ -124,16 +176,12 @@ def _held_out(name: str, emulator, n: int, seed: int, star=None) -> tuple:
     return term, scale, sets
 
 
-def _shipped(name: str, model) -> tuple[np.ndarray, np.ndarray]:
-    """(model-error term, excess scale) that analysis ``name`` applies now (the term of a
-    learned analysis is in its loaded ``model``; the scale is 0 where it has none)."""
+def _applied(name: str, model) -> tuple[np.ndarray, np.ndarray]:
+    """(model-error term, excess scale) that analysis ``name`` applies with ``model``
+    (gridfit's are constants; a learned model carries its own; apogeenet has no scale)."""
     if name == "gridfit":
         from starbatch.methods.gridfit.fit import EXCESS_SCALE, MODEL_ERROR
 
         return np.asarray(MODEL_ERROR, np.float64), np.asarray(EXCESS_SCALE, np.float64)
-    term = np.asarray(model.model_error, np.float64)
-    if name == "cannon":
-        from starbatch.methods.cannon.model import EXCESS_SCALE
-
-        return term, np.asarray(EXCESS_SCALE, np.float64)
-    return term, np.zeros(3)
+    scale = getattr(model, "excess_scale", np.zeros(3))
+    return np.asarray(model.model_error, np.float64), np.asarray(scale, np.float64)

@@ -2,7 +2,8 @@
 from the emulator, augmented with what varies between real spectra and the emulator
 (starbatch.offline.augment), then calibrating its model-error term on held-out clean
 spectra (starbatch.offline.calibration). Seeded, deterministic torch algorithms, a fixed
-thread count, so the same config gives the same weights to the byte."""
+thread count, so the same config gives the same weights to the byte on one machine
+(another CPU's floating-point kernels give another network: docs/analyses.md)."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from starbatch.methods.cannon.model import CannonModel, design, fit_labels, nois
 from starbatch.methods.emulator import Emulator
 from starbatch.methods.normalise import continuum_pixels
 
-from .calibration import CALIBRATION_SNR, model_errors
+from .calibration import CALIBRATION_SNR, model_errors, trained_excess_scale
 from .stats import label_stats
 from .training_set import prepared_chunks, prior_model_flux
 
@@ -104,7 +104,8 @@ def calibrate(model: CannonModel, emulator: Emulator, cfg: dict) -> np.ndarray:
         seed = int(cfg["seed"]) + 2000 + k
         labels, p = prepared_set(emulator, int(cfg["n_calib"]), snr, seed, model.cont_mask)
         fit = fit_labels(model, p)
-        truth.append(labels), estimate.append(fit["labels"]), noise.append(noise_errors(fit)[0])
+        truth.append(labels), estimate.append(fit["labels"])
+        noise.append(noise_errors(model, fit)[0])
     return model_errors(np.vstack(truth), np.vstack(estimate), np.vstack(noise))
 
 
@@ -122,6 +123,8 @@ def train_from_emulator(emulator: Emulator, config: dict | None = None) -> tuple
     )
     model.model_error = calibrate(model, emulator, cfg)
     log.info("model error (teff, logg, feh): %s", np.round(model.model_error, 4))
+    model.excess_scale = trained_excess_scale("cannon", emulator, int(cfg["n_calib"]), model)
+    log.info("excess scale (teff, logg, feh): %s", np.round(model.excess_scale, 2))
     scores = {"n_per_snr": int(cfg["n_valid"]), "by_snr": {}}
     for k, snr in enumerate(cfg["valid_snr"]):
         truth, pv = prepared_set(emulator, int(cfg["n_valid"]), snr, seed + 1000 + k, cont_mask)
@@ -149,6 +152,7 @@ def train_and_save(config_path, emulator_path, model_path, scores_path) -> dict:
         "continuum_pixels": int(model.cont_mask.sum()),
         "median_s2": float(np.median(model.s2)),
         "model_error": [round(float(v), 4) for v in model.model_error],
+        "excess_scale": [round(float(v), 3) for v in model.excess_scale],
         "validation": scores,
         "versions": {"numpy": np.__version__},
     }

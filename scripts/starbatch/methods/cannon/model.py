@@ -53,11 +53,6 @@ STARTS = np.array(
 
 # After SCREEN_AFTER iterations only the KEEP_STARTS best starts of each spectrum go on.
 SCREEN_AFTER = 4
-# Label errors per unit of correlated excess chi2 (Teff, logg, [Fe/H]; goodness.widening),
-# calibrated for cannon-v2 on held-out perturbed spectra (offline.augment.perturbed_star,
-# seed 5000, 100 per S/N 20-200) by `python scripts/calibrate_model_error.py --excess`
-# (which prints it again for a retrained model).
-EXCESS_SCALE = (5.79, 4.39, 8.27)
 KEEP_STARTS = 2
 
 
@@ -94,6 +89,9 @@ class CannonModel:
     # (3,) what the fit's errors do not cover (the quadratic's own error), calibrated at
     # training time on held-out spectra (starbatch.offline.calibration).
     model_error: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    # (3,) label errors per unit of correlated excess chi2 (goodness.widening), calibrated
+    # at training time on held-out perturbed spectra; 0 in files from before it.
+    excess_scale: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
     def scaled(self, labels: np.ndarray) -> np.ndarray:
         return (np.atleast_2d(labels) - self.fid) / self.scale
@@ -118,6 +116,7 @@ class CannonModel:
             "label_names": np.array(LABEL_NAMES),
             "cont_mask": self.cont_mask.astype(bool),
             "model_error": np.asarray(self.model_error, dtype=np.float64),
+            "excess_scale": np.asarray(self.excess_scale, dtype=np.float64),
             "cont_degree": np.array(CONT_DEGREE),
             "config_json": np.array(json.dumps(self.config, sort_keys=True)),
         }
@@ -141,6 +140,10 @@ class CannonModel:
                     cont_mask=np.asarray(d["cont_mask"], dtype=bool),
                     config=json.loads(str(d["config_json"])),
                     model_error=np.asarray(d["model_error"], dtype=np.float64),
+                    excess_scale=np.asarray(
+                        d["excess_scale"] if "excess_scale" in d.files else np.zeros(3),
+                        dtype=np.float64,
+                    ),
                 )
         except (OSError, EOFError, KeyError) as exc:
             if isinstance(exc, FileNotFoundError):
@@ -253,11 +256,12 @@ def fit_labels(
     }
 
 
-def noise_errors(fit: dict) -> tuple[np.ndarray, np.ndarray]:
+def noise_errors(model: CannonModel, fit: dict) -> tuple[np.ndarray, np.ndarray]:
     """(errors (n, 3), chi2_red (n,)) of a fit_labels result: sqrt of the covariance's
     diagonal, widened as gridfit's (goodness.widening: by sqrt(chi2_red) for white excess
-    chi2, by EXCESS_SCALE for excess neighbouring pixels share). The model-error term
-    comes on top (CannonModel.model_error)."""
+    chi2, by the model's excess_scale for excess neighbouring pixels share). The
+    model-error term comes on top (CannonModel.model_error)."""
     chi2_red = fit["chi2"] / np.maximum(fit["n_pix"] - 3, 1)
     errors = np.sqrt(np.diagonal(fit["cov"], axis1=1, axis2=2))
-    return errors * widening(chi2_red, fit["resid_corr"], fit["n_pix"], EXCESS_SCALE), chi2_red
+    scale = model.excess_scale
+    return errors * widening(chi2_red, fit["resid_corr"], fit["n_pix"], scale), chi2_red
