@@ -152,3 +152,32 @@ def test_a_model_file_from_before_the_excess_scale_widens_by_sqrt_chi2_red_only(
     with np.load(MODELS / "cannon-v2.npz") as d:
         save_npz(tmp_path / "old.npz", {k: d[k] for k in d.files if k != "excess_scale"})
     assert np.all(cm.CannonModel.load(tmp_path / "old.npz").excess_scale == 0)
+
+
+def test_store_writes_the_calibrated_scale_into_an_older_project_model(
+    emulator, tmp_path, monkeypatch
+):
+    """calibrate_model_error.py --excess --store: the project's own cannon-v2.npz (made
+    before training calibrated the scale) gets one; nothing else in it changes, and its
+    scores JSON gets the scale and the file's new checksum."""
+    import hashlib
+    import shutil
+
+    from starbatch.engine.atomic import save_npz
+    from starbatch.offline.calibration import store_excess_scale
+
+    models = tmp_path / "resources/models"
+    models.mkdir(parents=True)
+    with np.load(MODELS / "cannon-v2.npz") as d:
+        save_npz(models / "cannon-v2.npz", {k: d[k] for k in d.files if k != "excess_scale"})
+    shutil.copy(MODELS / "cannon-v2.scores.json", models)
+    monkeypatch.chdir(tmp_path)
+    scale = store_excess_scale(emulator, n=10)
+    stored = cm.CannonModel.load(models / "cannon-v2.npz")
+    assert np.all(np.isfinite(scale)) and stored.excess_scale == pytest.approx(scale)
+    shipped = cm.CannonModel.load(MODELS / "cannon-v2.npz")
+    np.testing.assert_array_equal(stored.theta, shipped.theta)
+    np.testing.assert_array_equal(stored.model_error, shipped.model_error)
+    scores = json.loads((models / "cannon-v2.scores.json").read_text())
+    assert scores["excess_scale"] == pytest.approx(scale, abs=1e-3)
+    assert scores["sha256"] == hashlib.sha256((models / "cannon-v2.npz").read_bytes()).hexdigest()
