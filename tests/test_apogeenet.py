@@ -97,6 +97,35 @@ def test_analysis_is_vectorised_and_batch_independent(emulator):
     assert np.isnan(v1[2]).all() and np.isfinite(v1[[0, 1, 3, 4]]).all()
 
 
+def test_errors_grow_with_noise_correlated_between_pixels(emulator, monkeypatch):
+    """The draws are white: on a spectrum whose noise is correlated over 3 pixels (the
+    robustness set's, per-pixel sigma as stated) the draws' spread is multiplied by the
+    residuals' noise_corr (~1.6), on white noise by ~1."""
+    from starbatch.methods import goodness
+    from starbatch.offline.augment import correlated_t_noise
+    from starbatch.sdss.spectrum import Spectrum
+
+    rng = np.random.default_rng(7)
+    flux = 1000.0 * emulator.flux(np.array([4700.0, 2.5, 0.0]))
+    error = np.full(len(flux), 1000.0 / 50.0)
+    bad = np.zeros(len(flux), bool)
+    spectra = [
+        Spectrum(emulator.wavelength, flux + noise * error, error, bad)
+        for noise in (rng.standard_normal(len(flux)), correlated_t_noise(len(flux), rng))
+    ]
+    analysis, params = ApogeeNet(), default_params(ApogeeNet)
+    loaded = analysis.load(params)
+    white, correlated = run(analysis, loaded, make_tasks(spectra, params), 2)
+    assert white["noise_corr"] == pytest.approx(1.0, abs=0.05)
+    assert 1.4 < correlated["noise_corr"] < 1.8
+    monkeypatch.setattr(goodness, "noise_correlation", lambda r, e, g: np.ones(len(r)))
+    plain = run(analysis, loaded, make_tasks(spectra, params), 2)[1]
+    for i, k in enumerate(("teff", "logg", "feh")):
+        term = loaded.model_error[i]
+        noise = [np.sqrt(r[k + "_err"] ** 2 - term**2) for r in (correlated, plain)]
+        assert noise[0] / noise[1] == pytest.approx(correlated["noise_corr"], rel=1e-6)
+
+
 def test_parameters_and_model_path():
     cls = BUILTIN["apogeenet"]
     names = ("apstar_row", "model", "n_draws", "max_chi2_red", "fit_floor", "max_chi2_excess")

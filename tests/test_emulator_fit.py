@@ -75,8 +75,8 @@ def test_labels_the_model_fits_markedly_better_elsewhere_are_flagged(loaded, ref
         model.cont_mask,
     )
     floor = params["fit_floor"]
-    _, _, at_truth = ApogeeNet._quality(model, cubic, data.labels, floor)
-    _, _, off = ApogeeNet._quality(model, cubic, data.labels + [600.0, 1.0, 0.0], floor)
+    at_truth = ApogeeNet._quality(model, cubic, data.labels, floor)[2]
+    off = ApogeeNet._quality(model, cubic, data.labels + [600.0, 1.0, 0.0], floor)[2]
     assert np.all(at_truth < 0.05), at_truth
     assert (off > params["max_chi2_excess"]).sum() >= 5, off
 

@@ -9,7 +9,7 @@ import pytest
 from starbatch.analyses.labels import FIT_FLOOR, MIN_LINE_SNR
 from starbatch.analyses.registry import BUILTIN
 from starbatch.engine import flags
-from starbatch.methods.goodness import CONTINUUM_FLOOR, fit_quality, poor_fit
+from starbatch.methods.goodness import CONTINUUM_FLOOR, fit_quality, noise_correlation, poor_fit
 from starbatch.offline.evaluation import default_params, make_tasks, run
 from starbatch.offline.out_of_model import out_of_model_spectra
 
@@ -33,6 +33,29 @@ def test_floor_covers_line_depth_errors_not_missing_lines():
     no_floor = fit_quality(deeper, sigma2, model, ones, good, 0.0, 3)[0][0]
     assert no_floor > 10 * chi2["deeper"]  # without the floor the same star is a misfit
     assert CONTINUUM_FLOOR < 0.01
+
+
+def test_noise_correlation_sees_correlated_noise_not_white_noise_or_a_smooth_misfit():
+    """White noise: 1. The robustness set's noise ([1/4, 1/2, 1/4] smoothing, per-pixel
+    sigma kept): 1 / sqrt(0.375) = 1.63, less the estimate's noise allowance (1.59). A
+    misfit smooth over a few pixels on white noise (many times the noise) pulls the
+    estimate down, to no correction; bad pixels are left out, whatever they hold."""
+    from starbatch.offline.augment import correlated_t_noise
+
+    rng = np.random.default_rng(11)
+    sigma = 0.01 * (1.0 + 0.5 * np.sin(np.arange(8000) / 500.0 + rng.uniform(0, 6, (4, 1))))
+    good = np.ones(sigma.shape, bool)
+    white = rng.standard_normal(sigma.shape) * sigma
+    correlated = np.stack([correlated_t_noise(8000, rng) for _ in range(4)]) * sigma
+    misfit = white + 0.2 * np.sin(np.arange(8000) / 2.0)
+    assert noise_correlation(white, sigma, good) == pytest.approx(np.ones(4), abs=0.03)
+    assert noise_correlation(correlated, sigma, good) == pytest.approx(np.full(4, 1.59), abs=0.05)
+    assert noise_correlation(misfit, sigma, good) == pytest.approx(np.ones(4), abs=1e-9)
+    junk = white.copy()
+    junk[:, ::7] = 1e3
+    gaps = good.copy()
+    gaps[:, ::7] = False
+    assert noise_correlation(junk, sigma, gaps) == pytest.approx(np.ones(4), abs=0.03)
 
 
 def test_line_snr_is_zero_for_a_featureless_spectrum():

@@ -8,7 +8,10 @@ compared with the emulator at the predicted labels, both prepared the same way.
 Consistency (OFF_BEST_FIT): the emulator is also fitted from the predicted labels
 (methods.emulator_fit); when it fits markedly better elsewhere (fit_chi2 lower by more than
 ``max_chi2_excess``), the network has read the spectrum differently from the physical
-model, as on spectra unlike its training set (docs/analyses.md)."""
+model, as on spectra unlike its training set (docs/analyses.md).
+Uncertainties: the draws' spread times ``noise_corr`` (methods.goodness.noise_correlation:
+the draws are white, a resampled spectrum's noise is not), then the model-error term in
+quadrature."""
 
 from __future__ import annotations
 
@@ -36,7 +39,8 @@ class ApogeeNet(Analysis):
     product = APSTAR
     # 2: the labels are the mean over the noise draws (methods/apogeenet/network.py).
     # 3: chi2_excess and OFF_BEST_FIT.
-    version = "3"
+    # 4: errors times noise_corr (noise correlated between neighbouring pixels).
+    version = "4"
     parameters = (
         Parameter(
             "model",
@@ -77,6 +81,12 @@ class ApogeeNet(Analysis):
             "fit_chi2 minus that of the emulator's best fit near the labels (OFF_BEST_FIT above "
             "max_chi2_excess)",
         ),
+        Column(
+            "noise_corr",
+            "",
+            "factor on the noise-draw errors for noise correlated between neighbouring pixels "
+            "(1: white), from the residuals of that best fit",
+        ),
     )
     # Spectra per analyse_many call: x n_draws (or 1) network inputs (~35 kB each).
     chunk_size = 32
@@ -113,7 +123,8 @@ class ApogeeNet(Analysis):
         )
         params = tasks[ok[0]].params
         values, errors = model.predict(*network_inputs(p), n_draws=params["n_draws"])
-        fit_chi2, line_snr, excess = self._quality(model, cubic, values, params["fit_floor"])
+        fit_chi2, line_snr, excess, corr = self._quality(model, cubic, values, params["fit_floor"])
+        errors = errors * corr[:, None]
         edge = labels.outside(values, model.label_min, model.label_max)
         for j, i in enumerate(ok):
             flag = (flags.GRID_EDGE if edge[j] else 0) | labels.quality_flag(
@@ -125,6 +136,7 @@ class ApogeeNet(Analysis):
                 "fit_chi2": float(fit_chi2[j]),
                 "line_snr": float(line_snr[j]),
                 "chi2_excess": float(excess[j]),
+                "noise_corr": float(corr[j]),
             }
             out[i] = labels.label_row(values[j], errors[j], model.model_error, flag, **extra)
         return out
@@ -133,15 +145,18 @@ class ApogeeNet(Analysis):
     def _quality(model, p, values, floor):
         """fit_chi2, line_snr and chi2_excess of the per-chip normalised spectra ``p``
         against the emulator at the predicted labels (clipped into its range), normalised
-        the same way, and at its best fit from there."""
-        from starbatch.methods.goodness import fit_quality
+        the same way, and at its best fit from there; and the noise-correlation factor of
+        that best fit's residuals."""
+        from starbatch.methods.goodness import fit_quality, noise_correlation
 
         ref = model.reference
+        good = ~p.bad & ref.valid
 
         def quality(m):
-            good = ~p.bad & ref.valid
             return fit_quality(p.flux, p.error**2, m, np.ones_like(m), good, floor, 3)
 
         fit_chi2, line_snr = quality(ref.flux(values))
-        best = quality(ref.best_fit(p.flux, p.error, ~p.bad, values, floor)[1])[0]
-        return fit_chi2, line_snr, np.maximum(fit_chi2 - best, 0.0)
+        best_flux = ref.best_fit(p.flux, p.error, ~p.bad, values, floor)[1]
+        best = quality(best_flux)[0]
+        corr = noise_correlation(p.flux - best_flux, p.error, good)
+        return fit_chi2, line_snr, np.maximum(fit_chi2 - best, 0.0), corr

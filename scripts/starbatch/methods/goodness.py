@@ -92,3 +92,29 @@ def widening(chi2_red, resid_corr, n_pix, scale) -> np.ndarray:
     chi2_red = np.asarray(chi2_red, dtype=np.float64)[..., None]
     excess = correlated_excess(chi2_red[..., 0], resid_corr, n_pix)[..., None]
     return np.sqrt(np.maximum(chi2_red, 1.0) + np.square(scale) * excess)
+
+
+def noise_correlation(resid: np.ndarray, error: np.ndarray, good: np.ndarray) -> np.ndarray:
+    """(n,) how much more noise an average over many pixels of spectra (n, npix) has than
+    white noise of the same per-pixel ``error`` gives: sqrt(1 + 2 rho_1 + 2 rho_2), at least
+    1, from the neighbour correlations rho_k of the residuals ``resid`` of a fit. Resampled
+    spectra (an apStar is its visits interpolated onto one grid) have such noise, and
+    noise draws or errors made per pixel do not see it.
+
+    rho_k comes from the differences of pixels k apart, E[(r_i - r_i+k)^2] = s_i^2 +
+    s_i+k^2 - 2 rho_k s_i s_i+k, less EXCESS_NSIGMA times its noise for white residuals
+    (sqrt(2 / pairs)) and clipped to [0, 1], so white noise gives 1. A misfit smooth over a
+    few pixels adds to the differences and pulls rho_k down, towards no correction: the
+    factor is left to what noise does, the misfit to the terms that cover it."""
+    good = good & np.isfinite(error) & (error > 0)
+    r = np.where(good, resid, 0.0)
+    s = np.where(good, error, 1.0)
+    total = np.ones(len(r))
+    for lag in (1, 2):
+        pair = good[:, lag:] & good[:, :-lag]
+        a, b = s[:, lag:], s[:, :-lag]
+        rho = np.where(pair, (a**2 + b**2 - (r[:, lag:] - r[:, :-lag]) ** 2) / (2 * a * b), 0.0)
+        pairs = np.maximum(pair.sum(axis=1), 1)
+        rho = rho.sum(axis=1) / pairs - EXCESS_NSIGMA * np.sqrt(2.0 / pairs)
+        total += 2 * np.clip(rho, 0.0, 1.0)
+    return np.sqrt(total)
