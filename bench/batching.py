@@ -110,7 +110,7 @@ def _link_grid(base: Path, workdir: Path) -> None:
 
 def run_workflow(
     base, name, root, stars, batch_size, cores, *extra, label=None
-) -> tuple[float, dict]:
+) -> tuple[float, dict, dict]:
     workdir = base / name
     if not extra:  # a fresh run; with extra arguments, a rerun in the same workdir
         _workflow_dir(workdir, root, stars, batch_size)
@@ -122,15 +122,17 @@ def run_workflow(
             for b in planned]  # fmt: skip
     phases = run_phases(workdir, started, m.seconds)
     print(
-        f"  {label or name}: {m.seconds:.1f} s wall = {phases}; its {len(jobs)} analyse_batch jobs "
+        f"  {label or name}: {m.seconds:.1f} s wall = start + plan {phases['start_plan']:.1f} s, "
+        f"batches {phases['batches']:.1f} s, collection + plots + exit "
+        f"{phases['after']:.1f} s; its {len(jobs)} analyse_batch jobs "
         f"took {sum(jobs):.1f} s summed (Snakemake benchmark files)",
         flush=True,
     )
     summary = pd.read_csv(workdir / "results/gridfit/summary.csv")
-    return m.seconds, dict(zip(summary["obj"], summary["teff"], strict=True))
+    return m.seconds, dict(zip(summary["obj"], summary["teff"], strict=True)), phases
 
 
-def run_phases(workdir: Path, started: float, seconds: float) -> str:
+def run_phases(workdir: Path, started: float, seconds: float) -> dict:
     """Where a run's wall time went, from when its outputs were written: Snakemake's
     start and the plan job (to the manifest), the batch jobs (to the last batch table),
     then the collection and plot jobs and Snakemake's exit."""
@@ -138,10 +140,7 @@ def run_phases(workdir: Path, started: float, seconds: float) -> str:
     tables = [f.stat().st_mtime for f in (workdir / "results/batches").glob("*.fits")]
     batches = max(tables, default=started + planned)
     batches -= started
-    return (
-        f"start + plan {planned:.1f} s, batches {batches - planned:.1f} s, "
-        f"collection + plots + exit {seconds - batches:.1f} s"
-    )
+    return {"start_plan": planned, "batches": batches - planned, "after": seconds - batches}
 
 
 def noop_rerun(workdir: Path, cores: int) -> float:
@@ -318,6 +317,32 @@ def lower_median(ordered: list):
     return ordered[(len(ordered) - 1) // 2]
 
 
+def bound(rounds: list[dict], floor: float, seconds: dict) -> dict:
+    """About the soonest a run of this workflow could end: its floor (Snakemake's start,
+    DAG and exit, which every run pays) plus its batch jobs (a run's batches phase, from
+    the plan to the last batch table), as if the plan, collection and plot jobs were
+    free. Against the bare loop and luigi in the same rounds; {} without a batched run."""
+    batched = [r for r in rounds if "batched" in r]
+    if not batched:
+        return {}
+    least = [floor + r["batched"][2]["batches"] for r in batched]
+    seconds["bound"] = round(lower_median(sorted(least)), 2)
+    ratios, text = {}, []
+    for other in ("bare", "luigi"):
+        pairs = sorted(b / r[other][0] for b, r in zip(least, batched, strict=True) if other in r)
+        if pairs:
+            ratios[f"bound/{other}"] = round(lower_median(pairs), 3)
+            text.append(
+                f"{lower_median(pairs):.2f}x {'the bare loop' if other == 'bare' else other}"
+            )
+    print(
+        f"bound: the floor plus the batched run's batches phase is {seconds['bound']:.1f} s = "
+        f"{', '.join(text)}: about what a run would take with its plan, collection and "
+        "plot jobs free"
+    )
+    return ratios
+
+
 def report(results: dict, rounds: list[dict], floor: float | None, n: int, cores: int) -> None:
     ran = {k: v for k, v in results.items() if not isinstance(v, str)}
     seconds = {k: round(v[0], 2) for k, v in ran.items()}
@@ -370,6 +395,7 @@ def report(results: dict, rounds: list[dict], floor: float | None, n: int, cores
         )
         if reference:
             ratios["snakemake_noop/bare"] = round(floor / reference[0], 3)
+        ratios |= bound(rounds, floor, seconds)
     print(
         json.dumps(
             {
