@@ -317,29 +317,42 @@ def lower_median(ordered: list):
     return ordered[(len(ordered) - 1) // 2]
 
 
-def bound(rounds: list[dict], floor: float, seconds: dict) -> dict:
+def bound(rounds: list[dict], floor: float, seconds: dict, auto=None) -> dict:
     """About the soonest a run of this workflow could end: its floor (Snakemake's start,
     DAG and exit, which every run pays) plus its batch jobs (a run's batches phase, from
     the plan to the last batch table), as if the plan, collection and plot jobs were
-    free. Against the bare loop and luigi in the same rounds; {} without a batched run."""
+    free. The batched runs' against the bare loop and luigi in the same rounds; the auto
+    run's (``auto``, run once) against their medians. {} without a batched run."""
     batched = [r for r in rounds if "batched" in r]
     if not batched:
         return {}
     least = [floor + r["batched"][2]["batches"] for r in batched]
     seconds["bound"] = round(lower_median(sorted(least)), 2)
-    ratios, text = {}, []
+    ratios = {}
     for other in ("bare", "luigi"):
         pairs = sorted(b / r[other][0] for b, r in zip(least, batched, strict=True) if other in r)
         if pairs:
             ratios[f"bound/{other}"] = round(lower_median(pairs), 3)
-            text.append(
-                f"{lower_median(pairs):.2f}x {'the bare loop' if other == 'bare' else other}"
-            )
+    if auto is not None:
+        seconds["bound_auto"] = round(floor + auto[2]["batches"], 2)
+        for other in ("bare", "luigi"):
+            if other in seconds:
+                ratios[f"bound_auto/{other}"] = round(seconds["bound_auto"] / seconds[other], 3)
+
+    def against(name: str) -> str:
+        return ", ".join(
+            f"{ratios[f'{name}/{o}']:.2f}x {'the bare loop' if o == 'bare' else o}"
+            for o in ("bare", "luigi")
+            if f"{name}/{o}" in ratios
+        )
+
     print(
         f"bound: the floor plus the batched run's batches phase is {seconds['bound']:.1f} s = "
-        f"{', '.join(text)}: about what a run would take with its plan, collection and "
+        f"{against('bound')}: about what a run would take with its plan, collection and "
         "plot jobs free"
     )
+    if auto is not None:
+        print(f"bound of the auto run: {seconds['bound_auto']:.1f} s = {against('bound_auto')}")
     return ratios
 
 
@@ -395,7 +408,7 @@ def report(results: dict, rounds: list[dict], floor: float | None, n: int, cores
         )
         if reference:
             ratios["snakemake_noop/bare"] = round(floor / reference[0], 3)
-        ratios |= bound(rounds, floor, seconds)
+        ratios |= bound(rounds, floor, seconds, ran.get("auto"))
     print(
         json.dumps(
             {
