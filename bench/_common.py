@@ -156,7 +156,16 @@ def snakemake_cmd(workdir: Path, cores: int, *args: str) -> list[str]:
 
 
 def self_peak_mb() -> float:
-    """Peak RSS of this process (Linux reports ru_maxrss in KiB)."""
+    """Peak RSS of this process since it was exec'd: VmHWM (KiB), which belongs to the
+    address space. ru_maxrss carries over across exec from the forked parent, so a child
+    of a large benchmark process would report the parent's size."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
