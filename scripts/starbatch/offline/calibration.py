@@ -127,12 +127,12 @@ def store_excess_scale(emulator, n: int = 100) -> np.ndarray:
     file it loads (the project's resources/models/ one if there is one, else the shipped
     one) and its scores JSON: what training does at its end, for a model file made
     before it did. Everything else in the file stays as it was."""
-    import hashlib
     import json
     from pathlib import Path
 
     from starbatch.analyses.registry import BUILTIN
     from starbatch.engine.atomic import write_json
+    from starbatch.engine.provenance import file_sha256
 
     from .evaluation import default_params
 
@@ -145,7 +145,7 @@ def store_excess_scale(emulator, n: int = 100) -> np.ndarray:
     scores = path.with_name(path.name.removesuffix(".npz") + ".scores.json")
     doc = json.loads(scores.read_text())
     doc["excess_scale"] = [round(float(v), 3) for v in model.excess_scale]
-    doc["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    doc["sha256"] = file_sha256(path)
     write_json(scores, doc)
     return model.excess_scale
 

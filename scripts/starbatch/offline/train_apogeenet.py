@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from starbatch.engine.atomic import write_json
+from starbatch.engine.provenance import file_sha256
 from starbatch.methods.apogeenet.inputs import network_inputs, normalised
 from starbatch.methods.apogeenet.network import (
     ApogeeNetModel,
@@ -194,8 +195,6 @@ def validate(model: ApogeeNetModel, emulator: Emulator, cfg: dict) -> dict:
 def train_and_save(config_path, emulator_path, weights_path, scores_path) -> dict:
     """Read a training config (JSON), train, write the weights and a scores JSON (the
     config, validation scores, versions, weights checksum). Returns the scores."""
-    import hashlib
-
     torch = _torch()
     with open(config_path) as fh:
         config = json.load(fh)
@@ -207,7 +206,7 @@ def train_and_save(config_path, emulator_path, weights_path, scores_path) -> dic
     doc = {
         "model": f"apogeenet-{meta['config']['name']}",
         "weights": Path(weights_path).name,
-        "weights_sha256": hashlib.sha256(Path(weights_path).read_bytes()).hexdigest(),
+        "weights_sha256": file_sha256(weights_path),
         "n_parameters": int(sum(p.numel() for p in net.parameters())),
         "config": meta["config"],
         "continuum_pixels": int(np.asarray(meta["cont_mask"]).sum()),

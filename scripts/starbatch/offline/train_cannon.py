@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from starbatch.engine.atomic import write_json
+from starbatch.engine.provenance import file_sha256
 from starbatch.methods.cannon.model import CannonModel, design, fit_labels, noise_errors
 from starbatch.methods.emulator import Emulator
 from starbatch.methods.normalise import continuum_pixels
@@ -135,8 +136,6 @@ def train_from_emulator(emulator: Emulator, config: dict | None = None) -> tuple
 
 def train_and_save(config_path, emulator_path, model_path, scores_path) -> dict:
     """Read a training config (JSON), train, write the model .npz and a scores JSON."""
-    import hashlib
-
     with open(config_path) as fh:
         config = json.load(fh)
     unknown = sorted(set(config) - set(DEFAULT_CONFIG))
@@ -147,7 +146,7 @@ def train_and_save(config_path, emulator_path, model_path, scores_path) -> dict:
     doc = {
         "model": f"cannon-{model.config['name']}",
         "file": Path(model_path).name,
-        "sha256": hashlib.sha256(Path(model_path).read_bytes()).hexdigest(),
+        "sha256": file_sha256(model_path),
         "config": model.config,
         "continuum_pixels": int(model.cont_mask.sum()),
         "median_s2": float(np.median(model.s2)),
