@@ -5,49 +5,59 @@ CLI: python scripts/run_batch.py results/plan/batches/BATCH.json --root $SAS_BAS
 """
 
 import argparse
+from functools import partial
+from pathlib import Path
 
-from starbatch.analyses.registry import load_registry
 from starbatch.engine.entry import run_entry
-from starbatch.engine.runner import read_plan, read_settings, run_batch
+from starbatch.engine.runner import RunSettings, read_plan, read_settings, run_batch
+
+
+def analyses(modules):
+    """The registry, imported only by the worker (the batch's supervisor never does)."""
+    from starbatch.analyses.registry import load_registry
+
+    return load_registry(modules)
 
 
 def from_snakemake(smk) -> None:
-    c = smk.config  # run settings: not params, which would rerun batches when they change
-    run_batch(
-        read_plan(smk.input.plan),
-        smk.params.root,
-        smk.output[0],
-        load_registry(c.get("analysis_modules", [])),
-        max_failed_fraction=c["max_failed_fraction"],
-        progress_seconds=c.get("progress_seconds", 10),
-        settings=read_settings(smk.input.plan),
-        checkpoint_every=c.get("checkpoint_every", 100),
-        checkpoint_seconds=c.get("checkpoint_seconds", 300),
+    # Run settings come from the config, not params, which would rerun batches when
+    # they change; the job's memory is its limit.
+    plan = read_plan(smk.input.plan)
+    plan_dir = Path(smk.input.plan).parent.parent
+    run = RunSettings.from_config(
+        smk.config, plan["analysis"], plan_dir, mem_mb=smk.resources.get("mem_mb")
     )
+    registry = partial(analyses, smk.config.get("analysis_modules", []))
+    run_batch(plan, smk.params.root, smk.output[0], registry, read_settings(smk.input.plan), run)
 
 
 def cli() -> None:
+    defaults = RunSettings()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("plan")
     ap.add_argument("--root", required=True)
     ap.add_argument("--output", required=True)
-    ap.add_argument("--max-failed-fraction", type=float, default=0.5)
-    ap.add_argument("--progress-seconds", type=float, default=30.0)
+    ap.add_argument("--max-failed-fraction", type=float, default=defaults.max_failed_fraction)
+    ap.add_argument("--progress-seconds", type=float, default=defaults.progress_seconds)
     ap.add_argument("--analysis-module", action="append", default=[], help="a user's analyses")
-    ap.add_argument("--checkpoint-every", type=int, default=100)
-    ap.add_argument("--checkpoint-seconds", type=float, default=300.0)
+    ap.add_argument("--journal-every", type=int, default=defaults.journal_every)
+    ap.add_argument("--journal-seconds", type=float, default=defaults.journal_seconds)
+    ap.add_argument("--time-limit-per-obs", type=float, help="seconds (default: derived)")
+    ap.add_argument("--mem-mb", type=float, help="the analysis's memory limit")
+    ap.add_argument("--no-supervise", action="store_true", help="analyse in this process")
     a = ap.parse_args()
-    run_batch(
-        read_plan(a.plan),
-        a.root,
-        a.output,
-        load_registry(a.analysis_module),
-        max_failed_fraction=a.max_failed_fraction,
-        progress_seconds=a.progress_seconds,
-        settings=read_settings(a.plan),
-        checkpoint_every=a.checkpoint_every,
-        checkpoint_seconds=a.checkpoint_seconds,
-    )
+    plan = read_plan(a.plan)
+    config = {
+        "max_failed_fraction": a.max_failed_fraction,
+        "progress_seconds": a.progress_seconds,
+        "journal_every": a.journal_every,
+        "journal_seconds": a.journal_seconds,
+        "supervise": not a.no_supervise,
+        "time_limit_per_obs_s": a.time_limit_per_obs,
+    }
+    run = RunSettings.from_config(config, plan["analysis"], Path(a.plan).parent.parent, a.mem_mb)
+    registry = partial(analyses, a.analysis_module)
+    run_batch(plan, a.root, a.output, registry, read_settings(a.plan), run)
 
 
 run_entry(from_snakemake, cli, globals())

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from starbatch.engine.analysis import Analysis, Column, Task
+from starbatch.engine.analysis import Analysis, Column, Declaration, Task
 from starbatch.engine.batch_table import Outcome, read_columns, write_batch_table
 from starbatch.engine.params import Parameter
 from starbatch.engine.results import read_table
@@ -51,7 +51,7 @@ def outcomes(n):
 def test_batch_table_reads_back_as_the_table_collection_merges(tmp_path, n):
     path = tmp_path / "b.fits"
     header = {"SBVERS": ("0.2.0", "starbatch version"), "MODFIL1": ("m" * 90, "long")}
-    write_batch_table(path, {"batch": "typed-0-0000"}, Typed, outcomes(n), 0.3, header)
+    write_batch_table(path, {"batch": "typed-0-0000"}, Declaration.of(Typed), outcomes(n), 0.3, header)
     t = read_table(path)
     assert t.colnames[:5] == ["analysis", "batch", "source", "line", "path"]
     assert len(t) == n and t.meta["NMEMBER"] == n and t.meta["MODFIL1"] == "m" * 90
@@ -88,7 +88,7 @@ def test_a_batch_job_does_not_import_astropy_table(tmp_path):
 @pytest.mark.parametrize("n", [0, 3])
 def test_read_columns_gives_plain_arrays_and_leaves_out_absent_columns(tmp_path, n):
     path = tmp_path / "b.fits"
-    write_batch_table(path, {"batch": "typed-0-0000"}, Typed, outcomes(n), 0.3)
+    write_batch_table(path, {"batch": "typed-0-0000"}, Declaration.of(Typed), outcomes(n), 0.3)
     cols = read_columns(path, ("analysis", "flag", "speed", "teff"))
     assert sorted(cols) == ["analysis", "flag", "speed"]  # no teff column in the table
     assert [len(c) for c in cols.values()] == [n] * 3

@@ -81,7 +81,7 @@ def make_project(
             "max_batch_size": 1000,
             "max_failed_fraction": 0.5,
             "progress_seconds": 1,
-            "checkpoint_every": 10,
+            "journal_every": 10,
             "analysis_modules": ["slow.py"],
             "demo": {"enabled": False},
             **config,

@@ -3,8 +3,10 @@ observation is a flagged row; many mean the analysis is broken and the batch fai
 without writing; an analyse_many that loses track of its tasks fails the batch."""
 
 import hashlib
+import json
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ from starbatch.engine.analysis import Analysis, Column
 from starbatch.engine.journal import journal_path
 from starbatch.engine.params import Parameter
 from starbatch.engine.results import read_table
-from starbatch.engine.runner import BatchError, run_batch
+from starbatch.engine.runner import BatchError, RunSettings, run_batch
 from starbatch.offline.demo import apstar_relpath
 from starbatch.offline.synthetic import make_synthetic_star, write_apstar
 from starbatch.sdss.products import APSTAR
@@ -89,7 +91,7 @@ def written(directory) -> list:
 
 def test_a_few_analysis_errors_give_flagged_rows(sas, tmp_path):
     out = tmp_path / "b.fits"
-    stats = run_batch(plan_of("flaky", fail=3), sas, out, REGISTRY, max_failed_fraction=0.5)
+    stats = run_batch(plan_of("flaky", fail=3), sas, out, REGISTRY)
     assert (stats["n"], stats["failed"], stats["resumed"]) == (N, 3, 0)
     table = read_table(out)
     assert list(table["line"]) == list(range(1, N + 1))
@@ -102,8 +104,8 @@ def test_a_few_analysis_errors_give_flagged_rows(sas, tmp_path):
 
 def test_more_errors_than_max_failed_fraction_fail_the_batch_and_write_nothing(sas, tmp_path):
     out = tmp_path / "b.fits"
-    with pytest.raises(BatchError, match="raised errors on 6 of 10 observations"):
-        run_batch(plan_of("flaky", fail=6), sas, out, REGISTRY, max_failed_fraction=0.5)
+    with pytest.raises(BatchError, match="failed on 6 of 10 observations"):
+        run_batch(plan_of("flaky", fail=6), sas, out, REGISTRY)
     assert written(tmp_path) == []
 
 
@@ -117,17 +119,33 @@ def test_analyse_many_returning_the_wrong_count_fails_the_batch(sas, tmp_path):
 
 
 class Counting(Flaky):
-    """Records which members it analysed; sends itself SIGTERM at member ``stop_at``."""
+    """Notes which members it analysed in a file (it runs in the batch's worker process);
+    sends itself SIGTERM at member ``stop_at``, as SLURM signals every process of a job."""
 
     name = "counting"
-    seen: list[int] = []
+    notes: Path = Path("seen.txt")
     stop_at = 0
 
     def analyse(self, model, task):
         if task.line == self.stop_at:
             os.kill(os.getpid(), signal.SIGTERM)
-        Counting.seen.append(task.line)
+        with open(Counting.notes, "a") as fh:
+            fh.write(f"{task.line}\n")
         return super().analyse(model, task)
+
+
+def seen() -> list[int]:
+    return [int(x) for x in Counting.notes.read_text().split()] if Counting.notes.exists() else []
+
+
+def reset(stop_at: int = 0) -> None:
+    Counting.notes.unlink(missing_ok=True)
+    Counting.stop_at = stop_at
+
+
+@pytest.fixture(autouse=True)
+def _notes(tmp_path):
+    Counting.notes = tmp_path / "seen.txt"
 
 
 COUNTING = {"counting": Counting}
@@ -139,9 +157,9 @@ def science_of(path) -> dict:
     return {c: list(np.ma.filled(table[c], -1)) for c in table.colnames if c not in TIMING}
 
 
-def run_counting(sas, out, stop_at=0, **kw):
-    Counting.seen, Counting.stop_at = [], stop_at
-    return run_batch(plan_of("counting"), sas, out, COUNTING, checkpoint_every=1, **kw)
+def run_counting(sas, out, stop_at=0):
+    reset(stop_at)
+    return run_batch(plan_of("counting"), sas, out, COUNTING, run=RunSettings(journal_every=1))
 
 
 def test_sigterm_keeps_finished_members_and_the_rerun_skips_them(sas, tmp_path, caplog):
@@ -151,14 +169,16 @@ def test_sigterm_keeps_finished_members_and_the_rerun_skips_them(sas, tmp_path, 
     with pytest.raises(SystemExit) as stop:
         run_counting(sas, out, stop_at=6)
     assert stop.value.code == 143 and not out.exists()
-    assert Counting.seen == [1, 2, 3, 4, 5]
+    assert seen() == [1, 2, 3, 4, 5]
     journal = journal_path(out)
-    assert len(journal.read_text().splitlines()) == 1 + 5  # header + 5 members
+    entries = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert [e["i"] for e in entries if "i" in e] == [0, 1, 2, 3, 4]
+    assert entries[-1] == {"run": [5]}  # the member in hand when the signal came
 
     caplog.set_level("INFO", "starbatch")
     stats = run_counting(sas, out)
     assert "resumed: 5 of 10 members already done" in caplog.text
-    assert Counting.seen == [6, 7, 8, 9, 10] and stats["resumed"] == 5
+    assert seen() == [6, 7, 8, 9, 10] and stats["resumed"] == 5
     assert science_of(out) == science_of(reference)
     assert not journal.exists()
 
@@ -182,7 +202,7 @@ def test_a_journal_that_is_not_this_batchs_is_ignored(sas, tmp_path, caplog, dam
     caplog.set_level("INFO", "starbatch")
     run_counting(sas, out)
     assert why in caplog.text and "resumed" not in caplog.text
-    assert Counting.seen == list(range(1, N + 1))  # nothing trusted: all redone
+    assert seen() == list(range(1, N + 1))  # nothing trusted: all redone
 
 
 def test_a_journal_cut_short_by_a_kill_keeps_its_whole_lines(sas, tmp_path, caplog):
@@ -195,7 +215,7 @@ def test_a_journal_cut_short_by_a_kill_keeps_its_whole_lines(sas, tmp_path, capl
     caplog.set_level("INFO", "starbatch")
     run_counting(sas, out)
     assert "cut short; dropped" in caplog.text and "resumed: 3 of 10" in caplog.text
-    assert Counting.seen == [4, 5, 6, 7, 8, 9, 10]
+    assert seen() == [4, 5, 6, 7, 8, 9, 10]
 
 
 def test_members_of_another_plan_are_never_mixed_in(sas, tmp_path, caplog):
@@ -206,10 +226,10 @@ def test_members_of_another_plan_are_never_mixed_in(sas, tmp_path, caplog):
     grown = plan_of("counting")
     grown["members"] = grown["members"][::-1]
     caplog.set_level("INFO", "starbatch")
-    Counting.seen, Counting.stop_at = [], 0
+    reset(0)
     run_batch(grown, sas, out, COUNTING)
     assert "written for another plan" in caplog.text
-    assert sorted(Counting.seen) == list(range(1, N + 1))
+    assert sorted(seen()) == list(range(1, N + 1))
 
 
 def test_sigterm_during_the_final_write_loses_nothing(sas, tmp_path, monkeypatch):
@@ -224,9 +244,9 @@ def test_sigterm_during_the_final_write_loses_nothing(sas, tmp_path, monkeypatch
     with pytest.raises(SystemExit):
         run_counting(sas, out)
     monkeypatch.setattr(batch_table, "write_atomic", original)
-    assert not out.exists() and len(Counting.seen) == N
+    assert not out.exists() and len(seen()) == N
     run_counting(sas, out)
-    assert Counting.seen == [] and len(read_table(out)) == N
+    assert seen() == [] and len(read_table(out)) == N
 
 
 def test_provenance_in_the_header_and_in_every_row(sas, tmp_path):
@@ -262,14 +282,14 @@ def test_a_model_file_replaced_after_the_kill_redoes_every_member(sas, tmp_path,
     ModelledCounting.model.write_bytes(b"v1")
     registry = {"modelled_counting": ModelledCounting}
     out, plan = tmp_path / "b.fits", plan_of("modelled_counting")
-    Counting.seen, Counting.stop_at = [], 5
+    reset(5)
     with pytest.raises(SystemExit):
-        run_batch(plan, sas, out, registry, checkpoint_every=1)
+        run_batch(plan, sas, out, registry, run=RunSettings(journal_every=1))
     ModelledCounting.model.write_bytes(b"v2")
     caplog.set_level("INFO", "starbatch")
-    Counting.seen, Counting.stop_at = [], 0
-    run_batch(plan, sas, out, registry, checkpoint_every=1)
-    assert "a model file changed" in caplog.text and Counting.seen == list(range(1, N + 1))
+    reset(0)
+    run_batch(plan, sas, out, registry, run=RunSettings(journal_every=1))
+    assert "a model file changed" in caplog.text and seen() == list(range(1, N + 1))
     assert read_table(out)["model_sha256"][0] == hashlib.sha256(b"v2").hexdigest()
 
 
@@ -282,4 +302,4 @@ def test_an_input_file_replaced_after_the_kill_is_read_again(sas, tmp_path, capl
     caplog.set_level("INFO", "starbatch")
     run_counting(sas, out)
     assert "resumed: 4 of 10" in caplog.text
-    assert Counting.seen == [3, 6, 7, 8, 9, 10]
+    assert seen() == [3, 6, 7, 8, 9, 10]

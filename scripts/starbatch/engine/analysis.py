@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -111,6 +111,61 @@ class Analysis:
             except Exception as exc:  # one bad spectrum must not end the batch
                 out.append(exc)
         return out
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What an analysis declares, as plain data: enough to build its tasks and write its
+    result table without importing it. A batch job's supervisor gets it from the worker
+    process that imports the analysis (engine/worker.py), as JSON."""
+
+    name: str
+    version: str
+    key_names: tuple[str, ...]
+    # (name, significant, default) of every parameter, the product's read ones first
+    parameters: tuple[tuple[str, bool, Any], ...]
+    columns: tuple[Column, ...]
+    chunk_size: int
+    resources: Mapping[str, float]
+
+    @classmethod
+    def of(cls, analysis: type[Analysis]) -> Declaration:
+        return cls(
+            name=analysis.name,
+            version=str(analysis.version),
+            key_names=tuple(analysis.product.key_names),
+            parameters=tuple(
+                (p.name, p.significant, None if p.required else p.default)
+                for p in analysis.all_parameters()
+            ),
+            columns=tuple(analysis.columns),
+            chunk_size=int(analysis.chunk_size),
+            resources={k: analysis.resource(k) for k in DEFAULT_RESOURCES},
+        )
+
+    def to_json(self) -> dict:
+        doc = asdict(self)
+        doc["columns"] = [asdict(c) for c in self.columns]
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Mapping) -> Declaration:
+        return cls(
+            name=doc["name"],
+            version=doc["version"],
+            key_names=tuple(doc["key_names"]),
+            parameters=tuple(tuple(p) for p in doc["parameters"]),
+            columns=tuple(Column(**c) for c in doc["columns"]),
+            chunk_size=int(doc["chunk_size"]),
+            resources=dict(doc["resources"]),
+        )
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _, _ in self.parameters)
+
+    def insignificant_defaults(self) -> dict:
+        return {name: default for name, significant, default in self.parameters if not significant}
 
 
 # A batch job's needs for an analysis that declares none: memory (MB), set-up seconds,

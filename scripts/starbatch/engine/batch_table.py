@@ -7,18 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 from astropy import units as u  # loaded by astropy.io.fits anyway
 from astropy.io import fits
 
 from . import flags
-from .analysis import Task
+from .analysis import Declaration, Task
 from .atomic import write_atomic
-
-if TYPE_CHECKING:
-    from .analysis import Analysis
 
 
 @dataclass
@@ -94,7 +90,7 @@ def table_hdu(columns: Sequence[tuple[str, object, str]]) -> fits.BinTableHDU:
 def write_batch_table(
     output,
     plan: dict,
-    cls: type[Analysis],
+    analysis: Declaration,
     outcomes: Sequence[Outcome],
     setup: float,
     header: dict | None = None,
@@ -106,17 +102,15 @@ def write_batch_table(
     n = len(outcomes)
     facts = [o.input for o in outcomes]
     cols = [
-        ("analysis", [cls.name] * n, ""),
+        ("analysis", [analysis.name] * n, ""),
         ("batch", [plan["batch"]] * n, ""),
         ("source", [o.task.extra.get("source", "") for o in outcomes], ""),
         ("line", np.array([o.task.line for o in outcomes], dtype=np.int64), ""),
         ("path", [o.task.extra.get("relpath", str(o.task.path)) for o in outcomes], ""),
     ]
-    cols += [(k, [o.task.keys.get(k) for o in outcomes], "") for k in cls.product.key_names]
-    cols += [
-        (p.name, [o.task.params.get(p.name) for o in outcomes], "") for p in cls.all_parameters()
-    ]
-    for col in cls.columns:
+    cols += [(k, [o.task.keys.get(k) for o in outcomes], "") for k in analysis.key_names]
+    cols += [(p, [o.task.params.get(p) for o in outcomes], "") for p in analysis.parameter_names]
+    for col in analysis.columns:
         values = [o.result.get(col.name, _missing(col.dtype)) for o in outcomes]
         # a vector column ("3f8") is an (n, 3) array of its element type
         cols.append((col.name, np.array(values, dtype=np.dtype(col.dtype).base), col.unit))
@@ -132,12 +126,12 @@ def write_batch_table(
         ("input_datasum", [f.get("datasum", "") for f in facts], ""),
         ("model_files", [";".join(path for path, _ in models)] * n, ""),
         ("model_sha256", [";".join(sha for _, sha in models)] * n, ""),
-        ("analysis_version", [str(getattr(cls, "version", ""))] * n, ""),
+        ("analysis_version", [analysis.version] * n, ""),
     ]
     hdu = table_hdu(cols)
     cards = {
         "BATCH": plan["batch"],
-        "ANALYSIS": cls.name,
+        "ANALYSIS": analysis.name,
         "SETUP_S": round(setup, 6),
         "NMEMBER": n,
         "NFAILED": int(sum(bool(o.flag & flags.FAILED) for o in outcomes)),

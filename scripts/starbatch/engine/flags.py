@@ -11,6 +11,11 @@ LOW_SNR = 1 << 5
 NOT_RUN = 1 << 6
 NO_SPECTRUM = 1 << 7
 OFF_BEST_FIT = 1 << 8
+# The batch job's supervisor sets these when a member stops the analysis's worker
+# process (engine/runner.py): the member gets this row, the others go on.
+CRASHED = 1 << 9
+TIMEOUT = 1 << 10
+OUT_OF_MEMORY = 1 << 11
 
 DESCRIPTIONS = {
     READ_ERROR: "READ_ERROR: file missing, unreadable or not a valid spectrum file",
@@ -25,10 +30,19 @@ DESCRIPTIONS = {
     "(e.g. an mwmStar of a BOSS-only star: empty APOGEE HDU)",
     OFF_BEST_FIT: "OFF_BEST_FIT: the physical model fits the spectrum markedly better at other "
     "labels (chi2_excess above max_chi2_excess): a learned analysis misread it",
+    CRASHED: "CRASHED: the analysis's process died on this observation (a signal such as "
+    "SIGSEGV, or an exit), or the batch job was killed twice while analysing it",
+    TIMEOUT: "TIMEOUT: the observation ran past its time limit (time_limit_per_obs_s); the "
+    "analysis's process was stopped",
+    OUT_OF_MEMORY: "OUT_OF_MEMORY: the analysis's process went past the batch job's memory "
+    "(mem_mb) on this observation and was stopped",
 }
 
+# A member the analysis itself failed on (not its file): many of them in one batch mean
+# the analysis is broken (max_failed_fraction).
+ANALYSIS_FAILED = ANALYSIS_ERROR | CRASHED | TIMEOUT | OUT_OF_MEMORY
 # Flags that mean "no result": the row's values are NaN.
-FAILED = READ_ERROR | BAD_DATA | ANALYSIS_ERROR | NOT_RUN | NO_SPECTRUM
+FAILED = READ_ERROR | BAD_DATA | NOT_RUN | NO_SPECTRUM | ANALYSIS_FAILED
 
 
 def describe(flag: int) -> str:
@@ -36,8 +50,10 @@ def describe(flag: int) -> str:
 
 
 def header_cards() -> list[tuple[str, int, str]]:
-    """FITS header cards documenting each bit (FLAGBITn = value / meaning)."""
-    return [
-        (f"FLAGBIT{bit.bit_length() - 1}", bit, text.split(":")[0])
-        for bit, text in DESCRIPTIONS.items()
-    ]
+    """FITS header cards documenting each bit (FLAGBITn = value / meaning; FLAGBnn from
+    bit 10, as a FITS keyword has at most 8 characters)."""
+    out = []
+    for bit, text in DESCRIPTIONS.items():
+        n = bit.bit_length() - 1
+        out.append((f"FLAGBIT{n}" if n < 10 else f"FLAGB{n}", bit, text.split(":")[0]))
+    return out

@@ -65,8 +65,8 @@ def legacy_settings_dir(plan_dir: str | Path) -> Path:
 
 
 def jsonable(value):
-    """A numpy scalar as the plain Python value json writes."""
-    return value.item() if hasattr(value, "item") else value
+    """A numpy scalar or array as the plain Python value or list json writes."""
+    return value.tolist() if hasattr(value, "tolist") else value
 
 
 def format_manifest(rows) -> str:

@@ -1,6 +1,18 @@
-"""The batch runner: load the analysis's expensive part once, hand it the member
-tasks (singly or in chunks), never let one bad spectrum end the batch, journal what is
-finished (so a killed batch resumes), and write one result table per batch atomically."""
+"""The batch runner: one batch job, as its supervisor runs it. The analysis itself runs in
+a worker process (engine/worker.py, engine/process.py) that loads the expensive part once
+and reports each chunk of members; the supervisor never imports the analysis. It
+journals what is finished (so a killed batch resumes), holds each member to a time
+limit and the job's memory (engine/limits.py), and writes one result table per batch
+atomically.
+
+A member that crashes the worker (a segfault in C code, an abort, os._exit), runs past
+its time limit or past the job's memory costs one flagged row (CRASHED, TIMEOUT,
+OUT_OF_MEMORY): the supervisor starts a fresh worker that goes on after it, so set-up
+is paid again only after such a member. When a chunk of several members (a vectorised
+analysis, or a member and the next one being read ahead) is lost, each of them is
+tried again alone to find the one at fault. A member on which the whole batch job was
+killed twice (kill -9, a lost node, SLURM's kill) is flagged, not analysed a third time
+(engine/journal.py)."""
 
 from __future__ import annotations
 
@@ -9,21 +21,28 @@ import logging
 import signal
 import threading
 import time
-import traceback
-from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from . import flags, provenance
-from .analysis import Analysis, Task, UnusableInput
+from .analysis import Declaration, Task
 from .batch_table import Outcome, write_batch_table
 from .errors import BatchError
-from .journal import Journal, journal_path, plan_digest
-from .manifest import legacy_settings_dir, settings_file
+from .journal import Journal, Past, journal_path, plan_digest, record
+from .limits import TimeLimit, configured_time_limit, time_limit
+from .manifest import settings_file
 from .planfile import members
+from .process import ENDED, MESSAGE, ForkedWorker, InProcessWorker
+from .sizing import Costs, recorded_costs
+from .worker import Registry, file_facts, messages, task_params, tasks_of
 
 log = logging.getLogger("starbatch")
+# How often the supervisor looks at the worker's memory while it waits (seconds).
+WATCH_S = 0.25
 
 
 class Terminated(BaseException):
@@ -50,6 +69,58 @@ def _sigterm_raises():
         signal.signal(signal.SIGTERM, previous)
 
 
+# RunSettings fields that are config keys of the same name.
+CONFIG_KEYS = (
+    "max_failed_fraction",
+    "progress_seconds",
+    "journal_every",
+    "journal_seconds",
+    "supervise",
+)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a batch job runs, never what it computes (changing these reruns nothing).
+    The defaults are the config schema's (a test checks)."""
+
+    max_failed_fraction: float = 0.5
+    progress_seconds: float = 10.0
+    journal_every: int = 100  # members between journal flushes
+    journal_seconds: float = 300.0  # ... or seconds, whichever comes first
+    supervise: bool = True  # the analysis in a worker process, held to the limits
+    time_limit_per_obs_s: float | None = None  # None: derived (engine/limits.py)
+    time_limit_where: str = ""  # the config key that set it
+    runtime_per_obs_s: float | None = None  # the config's declaration, if any
+    mem_mb: float | None = None  # the job's memory: the worker's limit
+    measured: Costs | None = None  # the analysis's measured costs
+
+    @classmethod
+    def from_config(
+        cls, config: Mapping, analysis: str, plan_dir: str | Path, mem_mb: float | None = None
+    ) -> RunSettings:
+        """The settings of a batch of ``analysis`` from the workflow's config."""
+        given = {k: config[k] for k in CONFIG_KEYS if config.get(k) is not None}
+        limit, where = configured_time_limit(config, analysis)
+        own = config.get("analyses", {}).get(analysis, {})
+        return cls(
+            **given,
+            time_limit_per_obs_s=limit,
+            time_limit_where=where,
+            runtime_per_obs_s=own.get("runtime_per_obs_s"),
+            mem_mb=mem_mb,
+            measured=recorded_costs(plan_dir).get(analysis),
+        )
+
+    def time_limit(self, declaration: Declaration) -> TimeLimit:
+        declared, where = self.runtime_per_obs_s, f"config analyses.{declaration.name}"
+        if declared is None:
+            declared, where = declaration.resources["runtime_per_obs_s"], declaration.name
+        return time_limit(
+            self.time_limit_per_obs_s, self.time_limit_where, self.measured, declared, where
+        )
+
+
 def read_plan(path: str | Path) -> dict:
     """The batch plan, its members a dict each (planfile.members), whatever its format."""
     with open(path) as fh:
@@ -66,259 +137,352 @@ def read_settings(plan_path: str | Path) -> dict:
     """The batch's insignificant parameters, written by planning into the plan
     directory's settings.json ({} if none: the analysis's defaults)."""
     plan_path = Path(plan_path)
-    plan_dir = plan_path.parent.parent
-    path = settings_file(plan_dir)
-    legacy = not path.exists()
-    if legacy:  # planned by an older starbatch: a file per batch
-        path = legacy_settings_dir(plan_dir) / plan_path.name
+    path = settings_file(plan_path.parent.parent)
     try:
         settings = json.loads(path.read_text())
     except FileNotFoundError:
         return {}
     except ValueError as exc:
         raise ValueError(f"batch settings {path}: not valid JSON ({exc})") from None
-    if not legacy:  # {batch: settings}
-        settings = settings.get(plan_path.stem, {}) if isinstance(settings, dict) else None
+    settings = settings.get(plan_path.stem, {}) if isinstance(settings, dict) else None
     if not isinstance(settings, dict):
         raise ValueError(f"batch settings {path}: not a mapping of names to values")
     return settings
-
-
-def iter_tasks(plan: dict, root: Path, params: Mapping) -> Iterator[Task]:
-    """The equivalent of Astra's get_batch_tasks(): one Task per member."""
-    for member in plan["members"]:
-        yield Task(
-            line=member["line"],
-            keys=member["keys"],
-            params=dict(params),
-            path=Path(root) / member["path"],
-            extra={"source": member.get("source", ""), "relpath": member["path"]},
-        )
-
-
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), max(1, size)):
-        yield items[start : start + max(1, size)]
-
-
-def _read(analysis: type[Analysis], task: Task) -> tuple[int, str, dict]:
-    """Read the task's spectrum; on failure the flag and message. Also what the file was
-    (size, modification time, FITS checksums), so a result can be matched to its bytes."""
-    facts = {}
-    try:
-        st = task.path.stat()
-        facts = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    except OSError:
-        pass
-    read_params = {p.name: task.params[p.name] for p in analysis.product.read_parameters}
-    try:
-        task.spectrum = analysis.product.read(task.path, **read_params)
-    except FileNotFoundError:
-        return flags.READ_ERROR, f"file not found: {task.path}", facts
-    except UnusableInput as exc:  # the message names the file
-        return exc.flag, str(exc), facts
-    except (OSError, ValueError, IndexError, KeyError, TypeError) as exc:
-        return flags.READ_ERROR, f"cannot read {task.path}: {type(exc).__name__}: {exc}", facts
-    meta = getattr(task.spectrum, "meta", {}) or {}
-    for key in ("checksum", "datasum"):
-        if meta.get(key):
-            facts[key] = str(meta[key])
-    return 0, "", facts
-
-
-def _load(cls: type[Analysis], params: dict):
-    t0 = time.perf_counter()
-    try:
-        analysis = cls()
-        model = analysis.load(params)
-    except Exception as exc:
-        raise BatchError(f"set-up of {cls.name} failed: {type(exc).__name__}: {exc}") from exc
-    setup = time.perf_counter() - t0
-    log.info("set-up (load) took %.2f s", setup)
-    return analysis, model, setup
 
 
 def run_batch(
     plan: dict,
     root: str | Path,
     output: str | Path,
-    registry: Mapping[str, type[Analysis]],
-    max_failed_fraction: float = 0.5,
-    progress_seconds: float = 30.0,
+    registry: Registry,
     settings: Mapping | None = None,
-    checkpoint_every: int = 100,
-    checkpoint_seconds: float = 300.0,
+    run: RunSettings = RunSettings(),
 ) -> dict:
     """Run every member of one batch and write the result table to ``output``.
 
     ``plan`` holds the members and the significant parameters; ``settings`` the
     insignificant ones (kept apart so that changing them never reruns a finished batch).
-    Finished members go to a journal every ``checkpoint_every`` members or
-    ``checkpoint_seconds``, and on SIGTERM; a rerun skips them."""
-    cls = registry[plan["analysis"]]
-    defaults = {p.name: p.default for p in cls.all_parameters() if not p.significant}
-    params = {**defaults, **plan["params"], **(settings or {})}
-    insignificant = {k: params[k] for k in defaults}
-    tasks = list(iter_tasks(plan, Path(root), params))
-    n = len(tasks)
-    log.info("batch %s: %s on %d observation(s), params %s", plan["batch"], cls.name, n, params)
+    ``registry``: {name: Analysis subclass}, or a function returning it, which only the
+    worker calls (so that the supervisor never imports the analyses)."""
     started = provenance.utc_now()
-
-    # The model files' digests, taken before load reads them (what the rows record).
-    try:
-        models = provenance.model_digests(cls.model_files(params))
-    except OSError:
-        models = []  # a missing model file: load says which, in its own words
-    # A journal of another plan, analysis version or model file is not trusted.
-    key = ":".join([plan_digest(plan), cls.version, *(sha for _, sha in models)])
-    journal = Journal(journal_path(output), key)
-    kept, outcomes = {}, {}
-    for i, record in journal.read().items():
-        try:
-            if _still_valid(tasks[i], record):
-                outcomes[i] = _from_record(tasks[i], record)
-                kept[i] = record
-        except (KeyError, IndexError, TypeError, ValueError):
-            log.warning("journal %s: entry for member %s is malformed; redone", journal.path, i)
-    journal.start(kept)
-    if outcomes:
-        log.info("resumed: %d of %d members already done (%s)", len(outcomes), n, journal.path)
-    todo = [i for i in range(n) if i not in outcomes]
-
-    setup, analysis, model = 0.0, None, None
-    shares = {"read_s": 0.0, "analyse_s": 0.0}
-    t_start = time.perf_counter()
+    start = ForkedWorker if run.supervise else InProcessWorker
+    new_worker = partial(start, partial(messages, plan, root, settings, registry))
+    batch = Supervised(plan, root, output, settings, run, new_worker)
     with _sigterm_raises():
         try:
-            if todo:
-                analysis, model, setup = _load(cls, params)
-            last_flush = last_report = t_start = time.perf_counter()
-            for chunk_outcomes in _prefetched(cls, analysis, model, tasks, todo, shares):
-                for i, outcome in chunk_outcomes:
-                    outcomes[i] = outcome
-                    journal.add(i, tasks[i].extra["relpath"], outcome, insignificant)
-                now = time.perf_counter()
-                if (
-                    len(journal.pending) >= checkpoint_every
-                    or now - last_flush >= checkpoint_seconds
-                ):
-                    journal.flush()
-                    last_flush = now
-                if now - last_report >= progress_seconds or len(outcomes) == n:
-                    rate = (len(outcomes) - (n - len(todo))) / max(now - t_start, 1e-9)
-                    log.info(
-                        "progress %d/%d observations (%.1f per s; read %.1f s, analysed %.1f s)",
-                        len(outcomes),
-                        n,
-                        rate,
-                        shares["read_s"],
-                        shares["analyse_s"],
-                    )
-                    last_report = now
+            batch.analyse()
         except Terminated:
-            journal.flush()
+            batch.stop()
             log.error(
                 "stopped by SIGTERM after %d of %d members; the journal keeps them for the rerun",
-                len(outcomes),
-                n,
+                len(batch.outcomes),
+                batch.n,
             )
             raise SystemExit(143) from None
         finally:
-            journal.flush()
-    loop_s = time.perf_counter() - t_start
-
-    ordered = [outcomes[i] for i in range(n)]
-    failed = [o for o in ordered if o.flag & flags.FAILED]
-    for o in failed:
-        log.warning("line %s (%s): %s", o.task.line, o.task.path.name, o.error)
-    # Unreadable or unusable files are facts about single observations and stay
-    # flagged rows; many analysis errors mean the analysis itself is broken.
-    crashed = [o for o in failed if o.flag & flags.ANALYSIS_ERROR]
-    if n and len(crashed) / n > max_failed_fraction:
-        raise BatchError(
-            f"{cls.name} raised errors on {len(crashed)} of {n} observations (more than "
-            f"max_failed_fraction={max_failed_fraction}); first: {crashed[0].error}"
-        )
-    header = provenance.header_cards(cls, plan["params"], models, started, provenance.utc_now())
-    header["READ_S"] = (round(shares["read_s"], 3), "seconds reading (overlapped)")
-    header["ANAL_S"] = (round(shares["analyse_s"], 3), "seconds analysing")
-    # What batch sizing needs (engine/sizing.py): the loop's wall time over the members
-    # this run analysed; the job's wall time minus it is the per-batch fixed cost.
-    header["LOOP_S"] = (round(loop_s, 3), "seconds in the member loop (after set-up)")
-    header["NRUN"] = (len(todo), "members analysed in this run (not resumed)")
+            batch.close()
+    ordered = [batch.outcomes[i] for i in range(batch.n)]
+    failed = check_failures(batch.declaration, ordered, run.max_failed_fraction)
+    header = batch.header(started)
     with _sigterm_raises():
         try:
-            write_batch_table(output, plan, cls, ordered, setup, header, models)
+            write_batch_table(
+                output, plan, batch.declaration, ordered, batch.setup_s, header, batch.models
+            )
         except Terminated:
             log.error("stopped by SIGTERM while writing %s; the journal keeps every member", output)
             raise SystemExit(143) from None
-    journal.remove()
-    log.info("wrote %s (%d rows, %d flagged as failed)", output, n, len(failed))
-    return {"n": n, "failed": len(failed), "setup_s": setup, "resumed": n - len(todo)}
+    batch.journal.remove()
+    log.info("wrote %s (%d rows, %d flagged as failed)", output, batch.n, len(failed))
+    return {
+        "n": batch.n,
+        "failed": len(failed),
+        "setup_s": batch.setup_s,
+        "resumed": batch.n - len(batch.todo),
+        "workers": batch.workers,
+    }
 
 
-def _read_chunk(cls, tasks: list[Task], indices: list[int]) -> tuple[list, float]:
-    """Read the members ``indices``: [(index, task, flag, error, facts)], seconds."""
-    t0 = time.perf_counter()
-    reads = [(i, tasks[i], *_read(cls, tasks[i])) for i in indices]
-    return reads, time.perf_counter() - t0
-
-
-def _prefetched(cls, analysis, model, tasks: list[Task], todo: list[int], shares: dict):
-    """Per chunk, its (index, Outcome)s. The next chunk is read in a second thread while
-    this one is analysed: FITS reading is mostly I/O and releases the GIL, so a batch
-    costs max(read, analyse) rather than their sum. At most two chunks are in memory."""
-    chunks = list(_chunks(todo, cls.chunk_size))
-    if not chunks:
-        return
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
-    try:
-        ahead = pool.submit(_read_chunk, cls, tasks, chunks[0])
-        for k in range(len(chunks)):
-            reads, read_s = ahead.result()
-            if k + 1 < len(chunks):
-                ahead = pool.submit(_read_chunk, cls, tasks, chunks[k + 1])
-            t0 = time.perf_counter()
-            out = _analyse_chunk(cls, analysis, model, reads, read_s)
-            shares["read_s"] += read_s
-            shares["analyse_s"] += time.perf_counter() - t0
-            yield out
-    finally:
-        # On SIGTERM do not wait for the read ahead: the journal's flush comes first.
-        pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _analyse_chunk(cls, analysis, model, reads: list, read_s: float):
-    """(member index, Outcome) of one read chunk, analysed together."""
-    c0 = time.perf_counter()
-    readable = [r for r in reads if not r[2]]
-    results = analysis.analyse_many(model, [r[1] for r in readable]) if readable else []
-    if len(results) != len(readable):
+def check_failures(declaration: Declaration, ordered: list[Outcome], most: float) -> list:
+    """The failed rows, each logged. Unreadable or unusable files are facts about single
+    observations and stay flagged rows; the analysis failing on more than ``most`` of
+    the members means the analysis itself is broken: BatchError."""
+    failed = [o for o in ordered if o.flag & flags.FAILED]
+    for o in failed:
+        log.warning("line %s (%s): %s", o.task.line, o.task.path.name, o.error)
+    broken = [o for o in failed if o.flag & flags.ANALYSIS_FAILED]
+    n = len(ordered)
+    if n and len(broken) / n > most:
         raise BatchError(
-            f"{cls.name}.analyse_many returned {len(results)} results for {len(readable)} tasks"
+            f"{declaration.name} failed on {len(broken)} of {n} observations (more than "
+            f"max_failed_fraction={most}); first: {broken[0].error}"
         )
-    per_task = (time.perf_counter() - c0 + read_s) / len(reads)
-    out = []
-    for i, task, flag, error, facts in reads:
-        if flag:
-            out.append((i, Outcome(task, {}, flag, error, per_task, facts)))
-    for (i, task, _, _, facts), result in zip(readable, results, strict=True):
-        out.append((i, _outcome(task, result, per_task, facts)))
-    for _, task, *_ in reads:
-        task.spectrum = None  # free memory as we go
-    return out
+    return failed
 
 
-# Redone on resume: the analysis may have been fixed, the file may be back.
+class Supervised:
+    """One batch under supervision: resume from the journal, hand the rest to workers
+    chunk by chunk, flag the members that stop a worker, journal as it goes."""
+
+    def __init__(self, plan: dict, root, output, settings, run: RunSettings, new_worker):
+        self.plan, self.run, self.new_worker = plan, run, new_worker
+        self.worker = new_worker()
+        hello = self._expect("hello", "import of the analysis")
+        self.declaration = Declaration.from_json(hello["declaration"])
+        self.models = [tuple(m) for m in hello["models"]]
+        params = task_params(self.declaration, plan, settings)
+        self.settings = {k: params[k] for k in self.declaration.insignificant_defaults()}
+        self.tasks = tasks_of(plan, root, params)
+        self.n = len(self.tasks)
+        self.limit = run.time_limit(self.declaration)
+        self.setup_s, self.workers = 0.0, 0
+        self.shares = {"read_s": 0.0, "analyse_s": 0.0, "loop_s": 0.0}
+        log.info(
+            "batch %s: %s on %d observation(s), params %s",
+            plan["batch"],
+            self.declaration.name,
+            self.n,
+            params,
+        )
+        self.outcomes, past = self._resume(output)
+        self.todo = [i for i in range(self.n) if i not in self.outcomes]
+        died = {i: n for i, n in past.died.items() if n and i in self.todo}
+        kept = {i: r for i, r in past.records.items() if i in self.outcomes}
+        self.journal.start(kept, died, past.attempts + 1)
+        self.alone = set(died)
+        for i in sorted(died):
+            if died[i] >= 2:
+                self._flag(i, flags.CRASHED, f"the batch job was killed {died[i]} times on it")
+        self.todo = [i for i in self.todo if i not in self.outcomes]
+        if self.alone - set(self.outcomes):
+            log.info(
+                "member(s) %s were in hand when an earlier run of this batch was killed: "
+                "each is analysed alone",
+                sorted(self.alone - set(self.outcomes)),
+            )
+        if run.supervise:
+            log.info("time limit: %s", self.limit)
+
+    # -- resume -------------------------------------------------------------------------
+
+    def _resume(self, output) -> tuple[dict[int, Outcome], Past]:
+        """The members an earlier run finished, still valid, and what that run left."""
+        key = ":".join(
+            [plan_digest(self.plan), self.declaration.version, *(s for _, s in self.models)]
+        )
+        self.journal = Journal(journal_path(output), key)
+        past = self.journal.read()
+        outcomes = {}
+        for i, entry in past.records.items():
+            try:
+                if _still_valid(self.tasks[i], entry):
+                    outcomes[i] = _from_record(self.tasks[i], entry)
+            except (KeyError, IndexError, TypeError, ValueError):
+                log.warning("journal %s: entry for member %s is malformed; redone", output, i)
+        if outcomes:
+            log.info(
+                "resumed: %d of %d members already done (%s)",
+                len(outcomes),
+                self.n,
+                self.journal.path,
+            )
+        return outcomes, past
+
+    # -- the member loop ----------------------------------------------------------------
+
+    def schedule(self) -> deque:
+        """[members, alone] chunks of what is left: a member to be tried alone is a
+        chunk of its own; the others are cut into the analysis's chunk size."""
+        chunks, run = deque(), []
+        size = max(1, self.declaration.chunk_size)
+        for i in self.todo:
+            if i in self.outcomes:
+                continue
+            if i in self.alone:
+                chunks.extend([[run[k : k + size], False] for k in range(0, len(run), size)])
+                chunks.append([[i], True])
+                run = []
+            else:
+                run.append(i)
+        chunks.extend([[run[k : k + size], False] for k in range(0, len(run), size)])
+        return chunks
+
+    def analyse(self) -> None:
+        chunks = self.schedule()
+        self.last_flush = self.last_report = self.t_start = time.perf_counter()
+        while chunks:
+            if self.worker is None:
+                self.worker = self.new_worker()
+                self._expect("hello", "import of the analysis")
+            self.worker.send([list(c) for c in chunks])
+            loaded = self._expect("loaded", f"set-up of {self.declaration.name}")
+            self.setup_s += loaded["setup_s"]
+            self.workers += 1
+            log.info("set-up (load) took %.2f s", loaded["setup_s"])
+            self._supervise(chunks)
+        self.shares["loop_s"] = time.perf_counter() - self.t_start
+
+    def _supervise(self, chunks: deque) -> None:
+        """Hand ``chunks`` to the current worker until they are done or it is lost."""
+        opened = self._open(chunks)
+        while chunks:
+            members, alone = chunks[0]
+            deadline = opened + self.limit.window(len(members))
+            wait = max(0.0, deadline - time.perf_counter())
+            if self.run.supervise:
+                wait = min(wait, WATCH_S)
+            kind, what = self.worker.receive(wait if self.run.supervise else None)
+            if kind == MESSAGE:
+                if what.get("kind") != "chunk":
+                    self._worker_error(what)
+                self._done(chunks.popleft(), what)
+                opened = self._open(chunks)
+            elif kind == ENDED:
+                if what.stopped_from_outside:
+                    raise Terminated(str(what))
+                self._lost(chunks, flags.CRASHED, f"the analysis's process {what}")
+                return
+            elif time.perf_counter() >= deadline:
+                self.worker.kill()
+                waited = time.perf_counter() - opened
+                self._lost(
+                    chunks,
+                    flags.TIMEOUT,
+                    f"still running after {waited:.1f} s: time limit {self.limit}",
+                )
+                return
+            elif self.run.mem_mb and (used := self.worker.anonymous_mb()) > self.run.mem_mb:
+                self.worker.kill()
+                self._lost(
+                    chunks,
+                    flags.OUT_OF_MEMORY,
+                    f"the analysis's process held {used:.0f} MB, more than the job's "
+                    f"mem_mb={self.run.mem_mb:g}",
+                )
+                return
+        self.worker.kill()  # done: reap it (it has ended or is about to)
+        self.worker = None
+
+    def _open(self, chunks: deque) -> float:
+        """Note the chunk now in hand (the journal's run marker); when its clock starts."""
+        if chunks:
+            self.journal.running(chunks[0][0])
+        return time.perf_counter()
+
+    def _done(self, chunk: list, message: dict) -> None:
+        for entry in message["records"]:
+            i = int(entry["i"])
+            self.outcomes[i] = _from_record(self.tasks[i], entry)
+            self.journal.add(entry)
+        self.shares["read_s"] += message["read_s"]
+        self.shares["analyse_s"] += message["analyse_s"]
+        self._progress()
+
+    def _lost(self, chunks: deque, flag: int, what: str) -> None:
+        """The worker is gone with the first chunk in hand (and, read ahead, the next):
+        a member alone gets the flag; a chunk's members are each tried alone."""
+        self.worker = None
+        members, alone = chunks.popleft()
+        suspects = list(members)
+        if flag == flags.CRASHED and chunks and not alone and not chunks[0][1]:
+            suspects += chunks.popleft()[0]  # it was being read ahead
+        if alone:
+            self._flag(suspects[0], flag, what)
+            self._progress()
+        else:
+            log.warning("%s with member(s) %s in hand; each is tried again alone", what, suspects)
+            self.alone.update(suspects)
+            for i in reversed(suspects):
+                chunks.appendleft([[i], True])
+
+    def _flag(self, i: int, flag: int, what: str) -> None:
+        task = self.tasks[i]
+        error = f"{flags.describe(flag)}: {what}, on {task.extra['relpath']} (line {task.line})"
+        log.error("member %d: %s", i, error)
+        outcome = Outcome(task, {}, flag, error, 0.0, file_facts(task.path))
+        self.outcomes[i] = outcome
+        self.journal.add(record(i, task.extra["relpath"], outcome, self.settings))
+        self.journal.flush()
+
+    def _progress(self) -> None:
+        now = time.perf_counter()
+        if (
+            len(self.journal.pending) >= self.run.journal_every
+            or now - self.last_flush >= self.run.journal_seconds
+        ):
+            self.journal.flush()
+            self.last_flush = now
+        done = len(self.outcomes)
+        if now - self.last_report >= self.run.progress_seconds or done == self.n:
+            resumed = self.n - len(self.todo)
+            rate = (done - resumed) / max(now - self.t_start, 1e-9)
+            log.info(
+                "progress %d/%d observations (%.1f per s; read %.1f s, analysed %.1f s)",
+                done,
+                self.n,
+                rate,
+                self.shares["read_s"],
+                self.shares["analyse_s"],
+            )
+            self.last_report = now
+
+    # -- the worker ---------------------------------------------------------------------
+
+    def _expect(self, kind: str, stage: str) -> dict:
+        received, what = self.worker.receive(None)
+        if received == MESSAGE and what.get("kind") == kind:
+            return what
+        if received == MESSAGE:
+            self._worker_error(what)
+        if what.stopped_from_outside:
+            raise Terminated(str(what))
+        self.worker = None
+        raise BatchError(f"{stage} crashed: the analysis's process {what}")
+
+    def _worker_error(self, message: dict) -> None:
+        self.worker.kill()
+        self.worker = None
+        raise BatchError(message.get("message", f"unexpected message from the worker: {message}"))
+
+    def stop(self) -> None:
+        """SIGTERM: keep what is finished for the rerun, stop the worker."""
+        self.journal.flush()
+        if self.worker is not None:
+            self.worker.kill()
+            self.worker = None
+
+    def close(self) -> None:
+        self.journal.flush()
+        self.journal.close()
+        if self.worker is not None:
+            self.worker.kill()
+            self.worker = None
+
+    def header(self, started: str) -> dict:
+        header = provenance.header_cards(
+            self.declaration, self.plan["params"], self.models, started, provenance.utc_now()
+        )
+        header["READ_S"] = (round(self.shares["read_s"], 3), "seconds reading (overlapped)")
+        header["ANAL_S"] = (round(self.shares["analyse_s"], 3), "seconds analysing")
+        # What batch sizing needs (engine/sizing.py): the loop's wall time over the members
+        # this run analysed; the job's wall time minus it is the per-batch fixed cost.
+        header["LOOP_S"] = (round(self.shares["loop_s"], 3), "seconds in the member loop")
+        header["NRUN"] = (len(self.todo), "members analysed in this run (not resumed)")
+        header["NWORKER"] = (self.workers, "worker processes (more: a member stopped one)")
+        return header
+
+
+# Redone on resume: the analysis may have been fixed, the file may be back. A member
+# that stopped the worker (CRASHED, TIMEOUT, OUT_OF_MEMORY) is not tried again.
 _RETRIED = flags.ANALYSIS_ERROR | flags.READ_ERROR
 
 
-def _still_valid(task: Task, record: dict) -> bool:
+def _still_valid(task: Task, entry: dict) -> bool:
     """A journaled member counts as done if it is this member, did not fail in a way
     worth retrying, and its file is the one it read (same size and mtime)."""
-    if record["path"] != task.extra["relpath"] or record["flag"] & _RETRIED:
+    if entry["path"] != task.extra["relpath"] or entry["flag"] & _RETRIED:
         return False
-    facts = record.get("input", {})
+    facts = entry.get("input", {})
     try:
         st = task.path.stat()
     except OSError:
@@ -326,26 +490,14 @@ def _still_valid(task: Task, record: dict) -> bool:
     return facts.get("size") == st.st_size and facts.get("mtime_ns") == st.st_mtime_ns
 
 
-def _from_record(task: Task, record: dict) -> Outcome:
+def _from_record(task: Task, entry: dict) -> Outcome:
     # The row says what it ran with: the settings of the run that made it.
-    task.params = {**task.params, **record.get("settings", {})}
+    task.params = {**task.params, **entry.get("settings", {})}
     return Outcome(
         task,
-        dict(record["result"]),
-        int(record["flag"]),
-        str(record["error"]),
-        float(record["seconds"]),
-        dict(record.get("input", {})),
+        dict(entry["result"]),
+        int(entry["flag"]),
+        str(entry["error"]),
+        float(entry["seconds"]),
+        dict(entry.get("input", {})),
     )
-
-
-def _outcome(task: Task, result: dict | Exception, seconds: float, facts: dict) -> Outcome:
-    if isinstance(result, Exception):
-        flag = getattr(result, "flag", flags.ANALYSIS_ERROR)
-        message = f"{type(result).__name__}: {result}"
-        log.debug("line %s traceback:\n%s", task.line, "".join(traceback.format_exception(result)))
-        return Outcome(task, {}, flag, message, seconds, facts)
-    result = dict(result)
-    flag = int(result.pop("flag", 0))
-    error = str(result.pop("error", ""))
-    return Outcome(task, result, flag, error, seconds, facts)
