@@ -51,7 +51,9 @@ def outcomes(n):
 def test_batch_table_reads_back_as_the_table_collection_merges(tmp_path, n):
     path = tmp_path / "b.fits"
     header = {"SBVERS": ("0.2.0", "starbatch version"), "MODFIL1": ("m" * 90, "long")}
-    write_batch_table(path, {"batch": "typed-0-0000"}, Declaration.of(Typed), outcomes(n), 0.3, header)
+    write_batch_table(
+        path, {"batch": "typed-0-0000"}, Declaration.of(Typed), outcomes(n), 0.3, header
+    )
     t = read_table(path)
     assert t.colnames[:5] == ["analysis", "batch", "source", "line", "path"]
     assert len(t) == n and t.meta["NMEMBER"] == n and t.meta["MODFIL1"] == "m" * 90
