@@ -6,6 +6,7 @@ CLI: python scripts/collect.py OUT.fits [--csv OUT.csv] [--parquet OUT.parquet] 
 
 import argparse
 
+from starbatch.engine import previous
 from starbatch.engine.atomic import write_atomic
 from starbatch.engine.entry import run_entry
 from starbatch.engine.results import failed_rows, merge, write_table
@@ -16,9 +17,10 @@ def collect(
 ) -> None:
     table = merge(list(inputs))
     write_table(table, fits_out, csv_out, parquet_out)
-    if failed_csv:
+    if failed_csv:  # the global summary: what a failed run of this job leaves in place
         failed = failed_rows(table, skipped_csv)
         write_atomic(failed_csv, lambda tmp: failed.to_csv(tmp, index=False))
+        previous.keep(p for p in (fits_out, csv_out, parquet_out, failed_csv) if p)
 
 
 def from_snakemake(smk) -> None:

@@ -142,13 +142,16 @@ def test_sizes_and_settings_are_part_of_the_record(tmp_path, registry, change):
     assert not run(tmp_path, registry, table, **change)["unchanged"]
 
 
-def test_fresh_directories_keep_no_record(tmp_path, registry, monkeypatch):
-    """Files written seconds ago could change again within one mtime tick: no record."""
+def test_fresh_directories_keep_no_key(tmp_path, registry, monkeypatch):
+    """Files written seconds ago could change again within one mtime tick: the record
+    seals the plan but keeps no key, so the next plan is a full one."""
     monkeypatch.setattr(plancache, "RACY_S", 2.0)
     table = write(tmp_path, HEADER + ROWS)
     make_files(tmp_path / "sas", load_tasks(table, registry=registry).frame)
     assert not run(tmp_path, registry, table)["unchanged"]
-    assert not (tmp_path / "plan" / plancache.RECORD).exists()
+    record = json.loads((tmp_path / "plan" / plancache.RECORD).read_text())
+    assert record["key"] is None
+    assert plancache.whole(tmp_path / "plan", tmp_path / "plan" / "manifest.tsv") is None
     assert not run(tmp_path, registry, table)["unchanged"]
 
 
@@ -157,7 +160,7 @@ def test_a_deleted_model_file_is_not_hidden_by_the_record(tmp_path):
     model.write_text("x")
     plan_dir = tmp_path / "plan"
     (plan_dir / "batches").mkdir(parents=True)
-    assert plancache.save(plan_dir, "k", {}, [], [str(model)], {"tasks": 0}, batch_files=0)
+    assert plancache.save(plan_dir, "k", {}, [], {}, [str(model)], {"tasks": 0}, batch_files=0)
     assert plancache.unchanged(plan_dir, "k", tmp_path, buildable=[]) == {"tasks": 0}
     assert plancache.unchanged(plan_dir, "other", tmp_path, buildable=[]) is None
     model.unlink()

@@ -156,12 +156,9 @@ def test_a_plan_in_the_earlier_format_listing_the_same_members_is_kept(tmp_path,
     assert [m["keys"]["obj"] for m in read_plan(first)["members"]] == ["2M0", "2M1", "2M2"]
 
 
-def test_settings_live_in_one_file_and_older_per_batch_files_are_read_then_removed(
-    tmp_path, registry
-):
+def test_settings_live_in_one_file(tmp_path, registry):
     """Insignificant parameters go to the plan directory's settings.json ({batch:
-    settings}); a plan directory from before it (settings/B.json per batch) still
-    runs, and the next plan removes those files."""
+    settings})."""
     from starbatch.engine.planning import write_plan
     from starbatch.engine.runner import read_settings
     from starbatch.engine.tables import load_tasks
@@ -172,12 +169,7 @@ def test_settings_live_in_one_file_and_older_per_batch_files_are_read_then_remov
     frame = load_tasks(table, registry=registry).frame
     plan = Plan(batches=frame.assign(batch=assign_batches(frame, 2)), skipped=frame[:0])
     out = tmp_path / "plan"
-    legacy = out / "settings"
-    legacy.mkdir(parents=True)
-    (legacy / "old.json").write_text('{"device": "cuda:7"}\n')
-    assert read_settings(out / "batches/old.json") == {"device": "cuda:7"}  # before the plan
     write_plan(plan, out, out / "manifest.tsv", out / "skipped.csv", registry)
-    assert not legacy.exists()
     first, second = sorted((out / "batches").glob("*.json"))
     # Settings take the batch's first member's value: the batches split by table order.
     assert read_settings(first) == {"device": "cpu"}

@@ -25,7 +25,7 @@ from starbatch.offline.demo import TEST_ANALYSES, demo_stars, demo_table
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 SCRIPTS = REPO / "tests" / "slurm"
-PROFILE = REPO / "profiles" / "slurm"
+PROFILE = REPO / "workflow" / "profiles" / "slurm"
 # The test cluster's non-default partition (start.sh): selected through the
 # profile's knob, so the jobs landing there shows that the knob reaches sbatch.
 PARTITION = "batch"

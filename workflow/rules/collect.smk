@@ -35,17 +35,16 @@ rule collect_analysis:
 rule summary:
     input:
         tables=summary_inputs,
-        skipped="results/plan/skipped.csv",
+        skipped=PLAN_SKIPPED,
+        redo=redo_marker("summary"),
     output:
         fits=report(
-            "results/summary.fits", caption="../report/summary.rst", category="Results"
+            SUMMARY["fits"], caption="../report/summary.rst", category="Results"
         ),
-        csv=report(
-            "results/summary.csv", caption="../report/summary.rst", category="Results"
-        ),
-        parquet="results/summary.parquet",
+        csv=report(SUMMARY["csv"], caption="../report/summary.rst", category="Results"),
+        parquet=SUMMARY["parquet"],
         failed=report(
-            "results/failed.csv", caption="../report/failed.rst", category="Failures"
+            SUMMARY["failed"], caption="../report/failed.rst", category="Failures"
         ),
     log:
         "logs/collect/summary.log",

@@ -1,5 +1,7 @@
+import atexit
 import os
 import sys
+import time
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -39,6 +41,63 @@ EMULATOR = str(resources.EMULATOR)
 REAL_SAS = str(REPO / "resources/real/sas")
 # The runtime environment of every rule (used with --software-deployment-method conda).
 CONDA_ENV = str(REPO / "workflow/envs/starbatch.yaml")
+
+
+PLAN_DIR = "results/plan"
+PLAN_MANIFEST = f"{PLAN_DIR}/manifest.tsv"
+PLAN_SKIPPED = f"{PLAN_DIR}/skipped.csv"
+SUMMARY = {
+    "fits": "results/summary.fits",
+    "csv": "results/summary.csv",
+    "parquet": "results/summary.parquet",
+    "failed": "results/failed.csv",
+}
+# Outputs that a failed job leaves as they were (engine/previous.py), by the rule that
+# makes them.
+KEPT = {"plan": [PLAN_MANIFEST, PLAN_SKIPPED], "summary": list(SUMMARY.values())}
+REDO_DIR = ".starbatch/redo"
+
+
+def redo_marker(rule):
+    """An input of ``rule`` that starbatch makes newer when the rule must run again
+    although Snakemake would not see why (ask_redo). A directory: Snakemake goes by its
+    time alone (it compares files' checksums too), and touching it needs no space on
+    a full disk. Made old if missing."""
+    path = f"{REDO_DIR}/{rule}"
+    if not os.path.isdir(path):
+        os.makedirs(path, exist_ok=True)
+        os.utime(path, ns=(0, 0))
+    return path
+
+
+def ask_redo(rule):
+    """Make the marker newer than the rule's outputs: an updated input to Snakemake."""
+    newest = max(
+        (os.stat(p).st_mtime_ns for p in KEPT[rule] if os.path.exists(p)), default=0
+    )
+    now = max(
+        time.time_ns(), newest + 1_000_000_000
+    )  # a clock behind the file server's
+    os.utime(redo_marker(rule), ns=(now, now))
+
+
+def mend_outputs():
+    """Before anything is scheduled, and after a failed job: a kept output that a
+    failed job left missing is linked back, and its job asked for again; so is a plan
+    that stopped half-way (killed while writing, a full disk)."""
+    if not workflow.is_main_process:
+        return  # a job's own Snakemake: its outputs are the main process's business
+    from starbatch.engine.plancache import whole
+    from starbatch.engine.previous import restore
+
+    for rule, paths in KEPT.items():
+        for path in restore(paths):
+            logger.info(f"starbatch: {path} is back as it was before its job failed")
+            ask_redo(rule)
+    why = whole(PLAN_DIR, PLAN_MANIFEST)
+    if why:
+        logger.warning(f"starbatch: planning again ({why})")
+        ask_redo("plan")
 
 
 def analysis_registry():
@@ -249,7 +308,7 @@ def cancel_exit_timers():
 
 
 def run_summary():
-    """One line at the end of a run: how many tasks ran, failed, were skipped."""
+    """The line at the end of a run: how many tasks ran, failed, were skipped."""
     cancel_exit_timers()
     from starbatch.engine.status import count_rows
     from starbatch.report.costs import cost_lines
@@ -257,20 +316,41 @@ def run_summary():
     for line in cost_lines("results/batch_costs.tsv"):
         logger.info(f"starbatch: {line}")
 
+    rerun = f"python {REPO / 'scripts/status.py'} --rerun"
     failed = count_rows("results/failed.csv")
     skipped = count_rows("results/plan/skipped.csv") or 0
-    if failed is None:
-        return
-    failed -= skipped  # failed.csv lists the skipped rows too (flag NOT_RUN)
-    logger.info(
-        f"starbatch: {failed} failed observation(s) (results/failed.csv), "
-        f"{skipped} not run for missing files (results/plan/skipped.csv)"
-        + (
-            "; after fixing, rerun them with: python scripts/status.py --rerun failed"
-            if failed + skipped
-            else ""
+    if failed is not None:
+        failed -= skipped  # failed.csv lists the skipped rows too (flag NOT_RUN)
+        logger.info(
+            f"starbatch: {failed} failed observation(s) (results/failed.csv), "
+            f"{skipped} not run for missing files (results/plan/skipped.csv)"
+            + (
+                f"; after fixing, rerun them with: {rerun} failed"
+                if failed + skipped
+                else ""
+            )
         )
-    )
+
+
+def report_stale_models():
+    """At the end of every run (also "Nothing to be done", after which Snakemake calls
+    no handler): how many rows were made with a model other than the one the next run
+    would load, and the command that reruns them."""
+    from starbatch.engine.status import count_stale_models
+
+    stale = count_stale_models("results/summary.fits", REGISTRY)
+    if stale:
+        print(
+            f"starbatch: {stale} row(s) were made with a model file other than the one "
+            "the next run would load (a new or replaced file in resources/models/); "
+            f"rerun them with: python {REPO / 'scripts/status.py'} --rerun stale",
+            file=sys.stderr,
+        )
+
+
+if workflow.is_main_process and not workflow.dryrun:
+    atexit.register(report_stale_models)
 
 
 check_config()
+mend_outputs()

@@ -3,11 +3,12 @@ checkpoint plan:
         table=config["observations"],
         specs=config.get("task_specs", []),
         demo=["resources/demo/truth.csv"] if demo_enabled() else [],
+        redo=redo_marker("plan"),
     output:
-        # update(): a failed re-plan (say, a typo in the table) restores the previous
-        # plan instead of leaving none.
-        manifest=update("results/plan/manifest.tsv"),
-        skipped=update("results/plan/skipped.csv"),
+        # Not update(): a failed plan's outputs are linked back with their old times
+        # (engine/previous.py), so that the table edit it failed on is planned again.
+        manifest=PLAN_MANIFEST,
+        skipped=PLAN_SKIPPED,
     log:
         "logs/plan.log",
     conda:

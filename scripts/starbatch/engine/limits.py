@@ -65,5 +65,5 @@ def time_limit(
     return TimeLimit(
         FACTOR * declared_per_obs_s,
         FLOOR_S,
-        f"{FACTOR:g} x {declared_per_obs_s:g} s per observation declared ({declared_where})",
+        f"{FACTOR:g} x {declared_per_obs_s:g} s per observation, {declared_where}",
     )

@@ -58,12 +58,6 @@ def settings_file(plan_dir: str | Path) -> Path:
     return Path(plan_dir) / SETTINGS_FILE
 
 
-def legacy_settings_dir(plan_dir: str | Path) -> Path:
-    """Where plans before settings.json kept each batch's settings, B.json per batch
-    (read until the next plan removes the directory)."""
-    return Path(plan_dir) / "settings"
-
-
 def jsonable(value):
     """A numpy scalar or array as the plain Python value or list json writes."""
     return value.tolist() if hasattr(value, "tolist") else value

@@ -9,13 +9,19 @@ the directories the table points into, and which model files exist. The record
 (``cache.json`` in the plan directory) holds a digest of the first five, the mtime,
 ctime, inode and device of every directory listed (taken before its listing: a file
 added or removed moves the mtime, a chmod the ctime, a swapped-in directory the inode),
-the model files, the size and mtime of every plan file written, and the plan's counts.
+the model files, the size and mtime of every plan file written (the SHA-256 of the
+manifest and the skipped rows, which Snakemake touches and deletes as the checkpoint's
+outputs: their previous versions stand in, engine/previous.py), and the plan's counts.
 When all of them still hold, nothing is read or written.
+
+The record is also the plan's seal: it is dropped before any plan file changes and
+written last, so a manifest without a record that names its digest belongs to a plan
+that stopped half-way (killed, a full disk) and is made again (``whole``).
 
 A directory modified within ``RACY_S`` before it was listed could change again within
 the filesystem's timestamp granularity (1 s on some NFS and Lustre servers) without its
-times moving (git's "racy" index entries): then no record is kept and the next plan is
-a full one.
+times moving (git's "racy" index entries): then the record keeps no key and the next
+plan is a full one.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .atomic import write_json
+from .previous import previous_path
 from .provenance import file_sha256
 
 log = logging.getLogger("starbatch")
@@ -118,33 +125,63 @@ def save(
     key: str,
     directories: Mapping[str, tuple],
     outputs: Iterable[Path],
+    digests: Mapping[str, str],
     model_files: Iterable[str],
     stats: dict,
     batch_files: int,
 ) -> bool:
     """Record a plan just written (``directories``: {directory: (directory_state from
-    before its listing, time.time_ns() just before it)}); False, and no record, when a
-    directory is racy."""
+    before its listing, time.time_ns() just before it)}; ``digests``: {name in the plan
+    directory: SHA-256} of the checkpoint's outputs). Without a key (False returned) when
+    a directory is racy: the plan is sealed, but the next one is a full plan."""
     plan_dir = Path(plan_dir)
-    if any(racy(state, at) for state, at in directories.values()):
+    reusable = not any(racy(state, at) for state, at in directories.values())
+    if not reusable:
         log.info(
-            "plan record not kept: a listed directory changed within %.0f s of its listing", RACY_S
+            "plan record keeps no key: a listed directory changed within %.0f s of its "
+            "listing, so the next plan is a full one",
+            RACY_S,
         )
-        return False
     outputs = list(outputs)
     write_json(
         plan_dir / RECORD,
         {
             "format": FORMAT,
-            "key": key,
+            "key": key if reusable else None,
             "directories": {d: state for d, (state, _) in directories.items()},
             "outputs": output_state(plan_dir, outputs),
+            "digests": dict(digests),
             "batch_files": batch_files,
             "model_files": sorted(set(model_files)),
             "stats": stats,
         },
     )
-    return True
+    return reusable
+
+
+def _record(plan_dir: Path) -> dict | None:
+    try:
+        record = json.loads((Path(plan_dir) / RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("format") == FORMAT else None
+
+
+def whole(plan_dir: Path, manifest: Path) -> str | None:
+    """Why the plan in ``plan_dir`` stands half-written (its manifest is not the one its
+    record seals), or None: no manifest (a plan will be made), or a sealed one."""
+    if not Path(manifest).exists():
+        return None
+    record = _record(plan_dir)
+    if record is None:
+        return "no plan record: the last plan stopped before it finished"
+    try:
+        sealed = record["digests"][Path(manifest).name]
+    except (KeyError, TypeError):
+        return "the plan record names no manifest"
+    if file_sha256(manifest) != sealed:
+        return "the manifest is not the one the plan record seals"
+    return None
 
 
 def unchanged(
@@ -152,13 +189,8 @@ def unchanged(
 ) -> dict | None:
     """The recorded plan's counts if nothing it was made from has changed, else None."""
     plan_dir = Path(plan_dir)
-    if key is None:
-        return None
-    try:
-        record = json.loads((plan_dir / RECORD).read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or record.get("format") != FORMAT or record.get("key") != key:
+    record = _record(plan_dir)
+    if key is None or record is None or record.get("key") != key:
         return None
     try:
         if not _still_holds(record, plan_dir, Path(root), buildable):
@@ -174,6 +206,13 @@ def _still_holds(record: dict, plan_dir: Path, root: Path, buildable) -> bool:
     outputs = [plan_dir / p for p in record["outputs"]]
     if output_state(plan_dir, outputs) != record["outputs"]:
         return False
+    for name, sha in record["digests"].items():  # the output, else its previous version
+        path = plan_dir / name
+        try:
+            if file_sha256(path if path.exists() else previous_path(path)) != sha:
+                return False
+        except OSError:
+            return False
     try:  # a plan file added by hand would be kept by the record but removed by a plan
         if len(os.listdir(plan_dir / "batches")) != record["batch_files"]:
             return False

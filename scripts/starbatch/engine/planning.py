@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,10 +24,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import columns as colwise
-from . import plancache
+from . import plancache, previous
 from .analysis import Analysis
 from .atomic import write_text_if_changed
-from .manifest import format_manifest, jsonable, legacy_settings_dir, settings_file
+from .manifest import format_manifest, jsonable, settings_file
 from .planfile import MEMBER_FIELDS, same_plan
 from .plantext import members_texts, plan_text
 from .tables import TableError, TaskTable, load_tasks
@@ -216,7 +215,8 @@ def write_plan(
     """Write one JSON per batch (only where it changed, so unchanged batches keep
     their mtime and do not rerun), remove plans of batches that no longer exist,
     write the skipped-rows report, and the manifest last (the checkpoint output).
-    With ``record_key`` (plancache.plan_key), record what the plan was made from."""
+    Last, the record of what the plan was made from (``record_key``: plancache.plan_key;
+    None: the next plan is a full one), which also seals it."""
     plan_dir = Path(plan_dir)
     plancache.forget(plan_dir)
     batch_dir = plan_dir / "batches"
@@ -234,7 +234,6 @@ def write_plan(
         written += write_text_if_changed(batch_dir / f"{b.batch}.json", text, same_plan)
     settings = {b.batch: b.settings for b in plans}
     write_text_if_changed(settings_file(plan_dir), json.dumps(settings, sort_keys=True) + "\n")
-    shutil.rmtree(legacy_settings_dir(plan_dir), ignore_errors=True)  # now in settings.json
     removed = 0
     batches = {b.batch for b in plans}
     for stale in batch_dir.glob("*.json"):
@@ -249,8 +248,13 @@ def write_plan(
         if len(skipped)
         else pd.DataFrame(columns=["source", "line", "analysis", "path", "reason"])
     )
-    write_text_if_changed(Path(skipped_csv), skipped_table.to_csv(index=False))
-    write_text_if_changed(Path(manifest), format_manifest(rows))
+    texts = {  # the manifest last
+        Path(skipped_csv): skipped_table.to_csv(index=False),
+        Path(manifest): format_manifest(rows),
+    }
+    for path, text in texts.items():
+        write_text_if_changed(path, text)
+    previous.keep(texts)
     stats = {
         "tasks": len(plan.batches) + len(skipped),
         "batches": len(plans),
@@ -258,17 +262,20 @@ def write_plan(
         "plan_files_written": written,
         "plan_files_removed": removed,
     }
-    if record_key is not None:
-        files = [batch_dir / f"{b.batch}.json" for b in plans]
-        plancache.save(
-            plan_dir,
-            record_key,
-            plan.listed,
-            [Path(manifest), Path(skipped_csv), *files, settings_file(plan_dir)],
-            [m for row in rows for m in row[3]],
-            stats,
-            batch_files=len(files),
-        )
+    files = [batch_dir / f"{b.batch}.json" for b in plans]
+    plancache.save(  # the seal: last
+        plan_dir,
+        record_key,
+        plan.listed,
+        [*files, settings_file(plan_dir)],
+        {
+            os.path.relpath(path, plan_dir): hashlib.sha256(text.encode()).hexdigest()
+            for path, text in texts.items()
+        },
+        [m for row in rows for m in row[3]],
+        stats,
+        batch_files=len(files),
+    )
     return stats
 
 
@@ -296,6 +303,8 @@ def plan(
     key = plancache.plan_key(tables, root, max_batch_size, registry, settings_digest)
     stats = plancache.unchanged(Path(plan_dir), key, root, buildable) if root.is_dir() else None
     if stats is not None:
+        # Snakemake deleted the checkpoint's outputs before this job: the same again.
+        previous.restore([manifest, skipped])
         log.info(
             "plan unchanged: same table, sizes, code and settings, and no listed directory "
             "changed (%s); nothing rewritten",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import select
 import signal
 import sys
@@ -25,10 +26,11 @@ STOPPING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 @dataclass(frozen=True)
 class Ending:
-    """How the worker's process ended (os.waitpid's status)."""
+    """How the worker's process ended (os.wait4's status), and its peak memory."""
 
     signal: int = 0
     code: int = 0
+    peak_mb: float = 0.0  # largest resident set
 
     @property
     def stopped_from_outside(self) -> bool:
@@ -37,7 +39,7 @@ class Ending:
 
     def __str__(self) -> str:
         if self.signal:
-            return f"killed by {signal.Signals(self.signal).name} (signal {self.signal})"
+            return f"was killed by {signal.Signals(self.signal).name} (signal {self.signal})"
         return f"exited with status {self.code}"
 
 
@@ -62,7 +64,7 @@ class InProcessWorker:
 
     def kill(self) -> Ending:
         self._gen.close()
-        return Ending()
+        return Ending(peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
     def anonymous_mb(self) -> float:
         return 0.0  # no limit applies to the supervisor itself
@@ -130,11 +132,12 @@ class ForkedWorker:
 
     def _wait(self) -> Ending:
         if self._ending is None:
-            _, status = os.waitpid(self.pid, 0)
+            _, status, usage = os.wait4(self.pid, 0)
+            peak = usage.ru_maxrss / 1024  # kB on Linux
             if os.WIFSIGNALED(status):
-                self._ending = Ending(signal=os.WTERMSIG(status))
+                self._ending = Ending(signal=os.WTERMSIG(status), peak_mb=peak)
             else:
-                self._ending = Ending(code=os.WEXITSTATUS(status))
+                self._ending = Ending(code=os.WEXITSTATUS(status), peak_mb=peak)
             for fd in (self._up, self._down):
                 try:
                     os.close(fd)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import resource
 import signal
 import threading
 import time
@@ -113,9 +114,11 @@ class RunSettings:
         )
 
     def time_limit(self, declaration: Declaration) -> TimeLimit:
-        declared, where = self.runtime_per_obs_s, f"config analyses.{declaration.name}"
+        declared = self.runtime_per_obs_s
+        where = f"config analyses.{declaration.name}.runtime_per_obs_s"
         if declared is None:
-            declared, where = declaration.resources["runtime_per_obs_s"], declaration.name
+            declared = declaration.resources["runtime_per_obs_s"]
+            where = f"{declaration.name}'s runtime_per_obs_s"
         return time_limit(
             self.time_limit_per_obs_s, self.time_limit_where, self.measured, declared, where
         )
@@ -235,7 +238,7 @@ class Supervised:
         self.tasks = tasks_of(plan, root, params)
         self.n = len(self.tasks)
         self.limit = run.time_limit(self.declaration)
-        self.setup_s, self.workers = 0.0, 0
+        self.setup_s, self.workers, self.peak_mb = 0.0, 0, 0.0
         self.shares = {"read_s": 0.0, "analyse_s": 0.0, "loop_s": 0.0}
         log.info(
             "batch %s: %s on %d observation(s), params %s",
@@ -326,7 +329,7 @@ class Supervised:
         """Hand ``chunks`` to the current worker until they are done or it is lost."""
         opened = self._open(chunks)
         while chunks:
-            members, alone = chunks[0]
+            members = chunks[0][0]
             deadline = opened + self.limit.window(len(members))
             wait = max(0.0, deadline - time.perf_counter())
             if self.run.supervise:
@@ -343,7 +346,7 @@ class Supervised:
                 self._lost(chunks, flags.CRASHED, f"the analysis's process {what}")
                 return
             elif time.perf_counter() >= deadline:
-                self.worker.kill()
+                self._end_worker()
                 waited = time.perf_counter() - opened
                 self._lost(
                     chunks,
@@ -352,7 +355,7 @@ class Supervised:
                 )
                 return
             elif self.run.mem_mb and (used := self.worker.anonymous_mb()) > self.run.mem_mb:
-                self.worker.kill()
+                self._end_worker()
                 self._lost(
                     chunks,
                     flags.OUT_OF_MEMORY,
@@ -360,8 +363,7 @@ class Supervised:
                     f"mem_mb={self.run.mem_mb:g}",
                 )
                 return
-        self.worker.kill()  # done: reap it (it has ended or is about to)
-        self.worker = None
+        self._end_worker()  # done: reap it (it has ended or is about to)
 
     def _open(self, chunks: deque) -> float:
         """Note the chunk now in hand (the journal's run marker); when its clock starts."""
@@ -379,14 +381,15 @@ class Supervised:
         self._progress()
 
     def _lost(self, chunks: deque, flag: int, what: str) -> None:
-        """The worker is gone with the first chunk in hand (and, read ahead, the next):
-        a member alone gets the flag; a chunk's members are each tried alone."""
-        self.worker = None
+        """The worker is gone with the first chunk in hand (and, for a crash, the next
+        one if it was being read ahead): one member in hand gets the flag; several are
+        each tried again alone."""
+        self._end_worker()
         members, alone = chunks.popleft()
         suspects = list(members)
         if flag == flags.CRASHED and chunks and not alone and not chunks[0][1]:
             suspects += chunks.popleft()[0]  # it was being read ahead
-        if alone:
+        if len(suspects) == 1:
             self._flag(suspects[0], flag, what)
             self._progress()
         else:
@@ -436,27 +439,28 @@ class Supervised:
             self._worker_error(what)
         if what.stopped_from_outside:
             raise Terminated(str(what))
-        self.worker = None
+        self._end_worker()
         raise BatchError(f"{stage} crashed: the analysis's process {what}")
 
     def _worker_error(self, message: dict) -> None:
-        self.worker.kill()
-        self.worker = None
+        self._end_worker()
         raise BatchError(message.get("message", f"unexpected message from the worker: {message}"))
+
+    def _end_worker(self) -> None:
+        """Stop (if need be) and reap the current worker; keep its peak memory."""
+        if self.worker is not None:
+            self.peak_mb = max(self.peak_mb, self.worker.kill().peak_mb)
+            self.worker = None
 
     def stop(self) -> None:
         """SIGTERM: keep what is finished for the rerun, stop the worker."""
         self.journal.flush()
-        if self.worker is not None:
-            self.worker.kill()
-            self.worker = None
+        self._end_worker()
 
     def close(self) -> None:
         self.journal.flush()
         self.journal.close()
-        if self.worker is not None:
-            self.worker.kill()
-            self.worker = None
+        self._end_worker()
 
     def header(self, started: str) -> dict:
         header = provenance.header_cards(
@@ -469,6 +473,11 @@ class Supervised:
         header["LOOP_S"] = (round(self.shares["loop_s"], 3), "seconds in the member loop")
         header["NRUN"] = (len(self.todo), "members analysed in this run (not resumed)")
         header["NWORKER"] = (self.workers, "worker processes (more: a member stopped one)")
+        # The job's memory for sizing (engine/sizing.py): Snakemake's benchmark samples too
+        # rarely to see a short batch's peak.
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = self.peak_mb + own if self.run.supervise else max(self.peak_mb, own)
+        header["PEAK_MB"] = (round(peak, 1), "largest resident memory of the job, MB")
         return header
 
 

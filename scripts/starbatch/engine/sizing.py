@@ -175,14 +175,15 @@ def batch_costs(
         try:
             header = fits.getheader(entry.path, 1)
             loop, n_run, fixed = float(header["LOOP_S"]), int(header["NRUN"]), header["SETUP_S"]
+            peak = float(header["PEAK_MB"]) if "PEAK_MB" in header else None
         except (OSError, KeyError, IndexError, TypeError, ValueError):
             continue
         batch = entry.name[: -len(".fits")]
         bench = _benchmark(Path(bench_dir) / f"{batch}.tsv") if bench_dir else None
-        peak = None
         if bench is not None:
             fixed = max(fixed, bench[0] - loop)
-            peak = bench[1] if math.isfinite(bench[1]) else None
+            if math.isfinite(bench[1]):
+                peak = max(peak or 0.0, bench[1])
         out.append(BatchCost(analysis, batch, float(fixed), loop, n_run, peak))
         taken[analysis] = taken.get(analysis, 0) + 1
     return out
