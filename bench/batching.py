@@ -2,6 +2,8 @@
 grid is the set-up a batch pays once) in five ways, timed in one run:
 
   workflow, batched       the real Snakefile, max_batch_size as shipped (100)
+  workflow, unsupervised  the same with supervise: false: the analysis in the batch
+                          job's own process, no worker, no limits (what supervision costs)
   workflow, auto          max_batch_size: auto, calibrated: the batched run's workdir
                           re-planned with resize_batches (sizes from its measured
                           costs), timed as the run that redoes every batch
@@ -18,9 +20,9 @@ user runs it) on the same cores (--cores), the same files and the same analysis 
 optional (pip install -r bench/requirements.txt); without it those rows say so.
 
     .venv/bin/python bench/batching.py [--n 200] [--cores 2] [--repeat 3]
-        [--only bare,batched,auto,single,luigi,luigi_single]
+        [--only bare,batched,unsupervised,auto,single,luigi,luigi_single]
 
-The fast variants run in rounds (bare, batched, luigi, then again: --repeat rounds), so
+The fast variants run in rounds (bare, batched, unsupervised, luigi, then again), so
 that a shared machine slowing down over minutes shifts a round's variants alike; each
 ratio is the median of the ratios within rounds; auto, single and luigi_single run once,
 after them. Each workflow run prints where its wall time went, and the floor (measured
@@ -58,11 +60,12 @@ from _common import (
     write_pool,
 )
 
-ROUNDS = ("bare", "batched", "luigi")  # the fast variants, repeated in rounds
+ROUNDS = ("bare", "batched", "unsupervised", "luigi")  # the fast variants, in rounds
 BATCH_SIZE = 100  # gridfit's max_batch_size in config/config.yaml
 VARIANTS = {
     "bare": "bare loop (load once per core)",
     "batched": f"workflow, batched (max_batch_size={BATCH_SIZE})",
+    "unsupervised": f"workflow, batched (max_batch_size={BATCH_SIZE}), supervise: false",
     "auto": "workflow, batched (max_batch_size: auto, calibrated)",
     "single": "workflow, one job per obs (max_batch_size=1)",
     "luigi": f"luigi, batched (batch_method=tuple, max_batch_size={BATCH_SIZE})",
@@ -87,7 +90,9 @@ def prepare(base: Path, n: int, cores: int) -> tuple[Path, pd.DataFrame, float]:
     return root, stars, build.run().seconds
 
 
-def _workflow_dir(workdir: Path, root: Path, stars: pd.DataFrame, batch_size: int) -> None:
+def _workflow_dir(
+    workdir: Path, root: Path, stars: pd.DataFrame, batch_size: int, config: dict
+) -> None:
     shipped = yaml.safe_load((REPO / "config/config.yaml").read_text())
     real_config(
         workdir,
@@ -95,6 +100,7 @@ def _workflow_dir(workdir: Path, root: Path, stars: pd.DataFrame, batch_size: in
         max_batch_size=batch_size,
         analyses={"gridfit": {"max_batch_size": batch_size}},
         grids={GRID: shipped["grids"][GRID]},
+        **config,
     )
     task_table(stars, ["gridfit"]).to_csv(workdir / "config/observations.csv", index=False)
 
@@ -109,11 +115,11 @@ def _link_grid(base: Path, workdir: Path) -> None:
 
 
 def run_workflow(
-    base, name, root, stars, batch_size, cores, *extra, label=None
+    base, name, root, stars, batch_size, cores, *extra, label=None, config=None
 ) -> tuple[float, dict, dict]:
     workdir = base / name
     if not extra:  # a fresh run; with extra arguments, a rerun in the same workdir
-        _workflow_dir(workdir, root, stars, batch_size)
+        _workflow_dir(workdir, root, stars, batch_size, config or {})
         _link_grid(base, workdir)
     started = time.time()
     m = Measured(snakemake_cmd(workdir, cores, "--quiet", "all", *extra), cwd=workdir).run()
@@ -262,6 +268,15 @@ def main() -> None:
             "batched": lambda k: run_workflow(
                 base, f"wf-batched-{k}", root, stars, BATCH_SIZE, a.cores
             ),
+            "unsupervised": lambda k: run_workflow(
+                base,
+                f"wf-unsupervised-{k}",
+                root,
+                stars,
+                BATCH_SIZE,
+                a.cores,
+                config={"supervise": False},
+            ),  # fmt: skip
             "luigi": lambda k: run_worker(
                 base, f"luigi-batched-{k}", root, stars, BATCH_SIZE, a.cores, "luigi"
             ),
@@ -396,9 +411,15 @@ def report(results: dict, rounds: list[dict], floor: float | None, n: int, cores
     )  # fmt: skip
     ratios = {}
     for a, b in (("batched", "bare"), ("batched", "luigi"), ("auto", "bare"), ("auto", "luigi"),
-                 ("single", "batched"), ("luigi", "bare"), ("luigi_single", "luigi")):  # fmt: skip
+                 ("single", "batched"), ("luigi", "bare"), ("luigi_single", "luigi"),
+                 ("batched", "unsupervised")):  # fmt: skip
         if (r := ratio(a, b)) is not None:
             ratios[f"{a}/{b}"] = round(r, 3)
+    if "batched/unsupervised" in ratios:
+        print(
+            f"\nsupervision: the batched workflow takes {ratios['batched/unsupervised']:.3f}x the "
+            "same workflow with supervise: false (median of the paired ratios within rounds)"
+        )
     if floor is not None:
         seconds["snakemake_noop"] = round(floor, 2)
         share = f" = {floor / reference[0]:.2f}x the bare loop" if reference else ""
