@@ -1,4 +1,4 @@
-# Two entry points: `make demo` (install + run the main job), `make test`.
+# Two entry points of a checkout: `make demo` (install + run the demo), `make test`.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
@@ -14,8 +14,9 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
+# The demo project in demo/ (made on the first run, reused after).
 demo: $(BIN)/.installed
-	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/starbatch demo demo --cores $(CORES)
 
 # tests/test_catalogue.py renders the report's interactive page in a real headless
 # Chromium (Debian's package); installed here, as tests/slurm/start.sh installs SLURM.
@@ -26,12 +27,14 @@ browser:
 test: $(BIN)/.installed lint browser
 	$(BIN)/pytest -q
 
+# snakemake --lint needs a project to read the config of: a fresh one in build/lint.
 lint: $(BIN)/.installed
-	$(BIN)/ruff check scripts tests bench
-	$(BIN)/ruff format --check scripts tests bench
-	$(BIN)/snakefmt --check workflow
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/snakefmt --check src/starbatch/workflow
 	$(BIN)/lint-imports
-	$(BIN)/snakemake --lint --cores 1
+	rm -rf build/lint && $(BIN)/starbatch init build/lint >/dev/null
+	$(BIN)/snakemake -s src/starbatch/workflow/Snakefile --directory build/lint --lint --cores 1
 
 clean:
-	rm -rf results logs benchmarks resources/demo resources/grids .snakemake
+	rm -rf demo build

@@ -17,10 +17,12 @@ from pathlib import Path
 import pandas as pd
 
 from starbatch.offline.workflow import snakemake_command, write_config
-from starbatch.resources import EMULATOR
+from starbatch.resources import EMULATOR, PROJECT
+from starbatch.workflow import SNAKEFILE
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEFILE = REPO / "workflow" / "Snakefile"
+# The demo's config (starbatch demo), whose grids and batch sizes the benchmarks use.
+DEMO_CONFIG = PROJECT / "demo.yaml"
 
 STARS_PER_FIELD = 500  # SDSS fields hold hundreds of stars; also bounds directory sizes
 TABLE_COLUMNS = ["analysis", "release", "apred", "telescope", "field", "obj"]
@@ -140,7 +142,7 @@ def real_config(workdir: Path, sas_root: Path, **overrides) -> Path:
         "max_batch_size": 100,
         "max_failed_fraction": 0.5,
         "progress_seconds": 60,
-        "aggregate_fanin": 200,
+        "tables_per_part": 200,
         "analyses": {},
         "grids": {},
         "demo": {"enabled": False},

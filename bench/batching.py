@@ -45,7 +45,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 from _common import (
-    REPO,
+    DEMO_CONFIG,
     Measured,
     fit_files,
     link_tree,
@@ -61,7 +61,7 @@ from _common import (
 )
 
 ROUNDS = ("bare", "batched", "unsupervised", "luigi")  # the fast variants, in rounds
-BATCH_SIZE = 100  # gridfit's max_batch_size in config/config.yaml
+BATCH_SIZE = 100  # gridfit's max_batch_size in the demo's config
 VARIANTS = {
     "bare": "bare loop (load once per core)",
     "batched": f"workflow, batched (max_batch_size={BATCH_SIZE})",
@@ -93,7 +93,7 @@ def prepare(base: Path, n: int, cores: int) -> tuple[Path, pd.DataFrame, float]:
 def _workflow_dir(
     workdir: Path, root: Path, stars: pd.DataFrame, batch_size: int, config: dict
 ) -> None:
-    shipped = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    shipped = yaml.safe_load(DEMO_CONFIG.read_text())
     real_config(
         workdir,
         root,

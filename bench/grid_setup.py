@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import yaml
-from _common import REPO, machine, scratch
+from _common import DEMO_CONFIG, machine, scratch
 
 from starbatch.resources import EMULATOR
 
@@ -92,7 +92,7 @@ def result(proc: subprocess.Popen) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--grid", default="large", help="a grid of config/config.yaml")
+    ap.add_argument("--grid", default="large", help="a grid of the demo's config")
     ap.add_argument("--n", type=int, default=16, help="spectra per batch")
     ap.add_argument("--workdir", type=Path, help="default: a temporary directory")
     ap.add_argument("--keep", action="store_true")
@@ -107,7 +107,7 @@ def main() -> None:
     from starbatch.methods.gridfit.grid import GridSpec, save_grid
     from starbatch.offline.grids import build_grid
 
-    spec = yaml.safe_load((REPO / "config/config.yaml").read_text())["grids"][a.grid]
+    spec = yaml.safe_load(DEMO_CONFIG.read_text())["grids"][a.grid]
     spec = GridSpec(**{k: tuple(v) for k, v in spec.items()})
     with scratch(a.workdir, a.keep, "starbatch-grid-") as workdir:
         print(f"machine: {machine()}")

@@ -32,10 +32,10 @@ from pathlib import Path
 
 from _common import link_tree, machine, scratch, self_peak_mb, star_names, task_table, write_pool
 
-from starbatch.engine.plancache import RACY_S
+from starbatch.engine.plan.record import RACY_S
 
 ANALYSES = ["gridfit", "snr"]
-BATCH_SIZES = {"gridfit": 100, "snr": 1000}  # the shipped config/config.yaml
+BATCH_SIZES = {"gridfit": 100, "snr": 1000}  # the demo's config
 MISSING_EVERY = 1000
 
 
@@ -57,14 +57,13 @@ def measure(table: Path, root: Path, plan_dir: Path) -> dict:
     """The measured part (run in a child process): the workflow's planning call, its
     phases timed by plan() itself."""
     from starbatch.analyses.registry import BUILTIN as registry
-    from starbatch.engine.planning import plan
+    from starbatch.engine.plan.make import PlanRequest, make_plan
 
     figures = {"rss_before_mb": self_peak_mb()}
     t0 = time.perf_counter()
-    stats = plan(
-        table, [], root, plan_dir, plan_dir / "manifest.tsv", plan_dir / "skipped.csv",
-        BATCH_SIZES, registry,
-    )  # fmt: skip
+    sizes = {name: BATCH_SIZES.get(name, 100) for name in registry}
+    request = PlanRequest(table, [], root, plan_dir, sizes, batch_dir=plan_dir / "no-batches")
+    stats = make_plan(request, registry)
     figures.update(total_s=time.perf_counter() - t0, peak_rss_mb=self_peak_mb(), **stats)
     return figures
 
@@ -239,7 +238,7 @@ def main() -> None:
         plan_dir, trash = workdir / "plan", workdir / "set-aside"
         set_aside(plan_dir, trash)  # the first plan starts from nothing
         # Directories changed in the last seconds are not trusted by the plan's record
-        # (engine/plancache.py); a survey's files are not that fresh when it plans.
+        # (engine/plan/record.py); a survey's files are not that fresh when it plans.
         time.sleep(RACY_S)
         floor = min((run_child(table, root, None) for _ in range(2)), key=lambda f: f["floor_s"])
         print(f"floor (pyarrow CSV read + directory listings): {floor['floor_s']:.2f} s")

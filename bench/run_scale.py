@@ -10,7 +10,7 @@ command (wall time, peak RSS summed over the process tree):
    largest number of inputs any job has (read from the dry run's job listing);
 3. the real run; then the summary's row count is checked against N.
 
-    .venv/bin/python bench/run_scale.py [--n 100000] [--batch-size 1000] [--fanin 10]
+    .venv/bin/python bench/run_scale.py [--n 100000] [--batch-size 1000] [--part 10]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from _common import (
 )
 
 
-def generate(workdir: Path, n: int, batch_size: int, fanin: int) -> None:
+def generate(workdir: Path, n: int, batch_size: int, part: int) -> None:
     stars = star_names(n)
     root = workdir / "sas"
     link_tree(root, stars, write_pool(workdir / "pool", 32))
@@ -44,7 +44,7 @@ def generate(workdir: Path, n: int, batch_size: int, fanin: int) -> None:
         workdir,
         root,
         max_batch_size=batch_size,
-        aggregate_fanin=fanin,
+        tables_per_part=part,
         analyses={"snr": {"max_batch_size": batch_size}},
     )
 
@@ -96,7 +96,7 @@ def main() -> None:
     ap.add_argument(
         "--batch-size", type=int, default=1000, help="max_batch_size for snr (as shipped)"
     )
-    ap.add_argument("--fanin", type=int, default=10, help="aggregate_fanin")
+    ap.add_argument("--part", type=int, default=10, help="tables_per_part")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--dry-only", action="store_true", help="stop after the dry run")
     ap.add_argument("--workdir", type=Path, help="default: a temporary directory")
@@ -108,10 +108,10 @@ def main() -> None:
         logs.mkdir(exist_ok=True)
         print(f"machine: {machine()}")
         t0 = time.perf_counter()
-        generate(workdir, a.n, a.batch_size, a.fanin)
+        generate(workdir, a.n, a.batch_size, a.part)
         print(
             f"generated {a.n:,} observations (hard links) in {time.perf_counter() - t0:.0f} s "
-            f"under {workdir}; max_batch_size {a.batch_size}, aggregate_fanin {a.fanin}"
+            f"under {workdir}; max_batch_size {a.batch_size}, tables_per_part {a.part}"
         )
 
         def smk(name: str, *args: str) -> Measured:
@@ -133,7 +133,7 @@ def main() -> None:
             "benchmark": "run_scale",
             "n": a.n,
             "batch_size": a.batch_size,
-            "fanin": a.fanin,
+            "tables_per_part": a.part,
             "jobs": sum(counts.values()),
             "dag_s": round(dry.seconds, 2),
             "max_inputs_per_job": max(inputs.values()) if inputs else 0,

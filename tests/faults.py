@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from smk import snakemake, snakemake_cmd, tiny_config
+from starbatch.engine.plan.read import read_plan
 from starbatch.engine.results import read_table
-from starbatch.engine.runner import read_plan
 from starbatch.offline.demo import TEST_ANALYSES, demo_stars, demo_table
 
 N_STARS = 12
@@ -36,7 +36,7 @@ _FINISHED: dict[str, Path] = {}
 
 def setup_workdir(workdir: Path) -> dict:
     """The fault tests' tiny config and demo table in ``workdir``."""
-    config = tiny_config(workdir, n_stars=N_STARS, analyses=BATCH_SIZES, aggregate_fanin=10)
+    config = tiny_config(workdir, n_stars=N_STARS, analyses=BATCH_SIZES, tables_per_part=10)
     demo = config["demo"]
     table = demo_table(demo_stars(N_STARS, demo["seed"], demo["snr"]), *TEST_ANALYSES)
     table.to_csv(workdir / "config/observations.csv", index=False)

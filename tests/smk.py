@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from starbatch.offline.workflow import snakemake_command, write_config
+from starbatch.workflow import SNAKEFILE
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEFILE = REPO / "workflow" / "Snakefile"
 
 TINY_GRID = {"teff": [4000, 5500, 500], "logg": [1.0, 4.0, 1.0], "feh": [-1.0, 0.0, 0.5]}
 
@@ -22,7 +22,7 @@ def tiny_config(workdir: Path, n_stars: int = 10, **overrides) -> dict:
         "max_batch_size": 3,
         "max_failed_fraction": 0.5,
         "progress_seconds": 1,
-        "aggregate_fanin": 2,
+        "tables_per_part": 2,
         "analyses": {"snr": {"max_batch_size": 5}},
         "grids": {"demo": TINY_GRID},
         "demo": {"enabled": True, "n_stars": n_stars, "seed": 7, "snr": [60, 120]},

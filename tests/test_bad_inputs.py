@@ -23,7 +23,7 @@ import yaml
 from astropy.io import fits
 
 from faults import copy_run, digests, finished_run, run_snakemake
-from smk import REPO, TINY_GRID
+from smk import TINY_GRID
 from starbatch.engine import flags
 from starbatch.engine.results import read_table
 from starbatch.methods.emulator import Emulator
@@ -31,10 +31,10 @@ from starbatch.methods.gridfit.grid import GridSpec, save_grid
 from starbatch.offline.demo import apstar_relpath
 from starbatch.offline.grids import build_grid
 from starbatch.offline.synthetic import make_synthetic_star, write_apstar
-from starbatch.resources import EMULATOR
+from starbatch.resources import EMULATOR, REAL_SAS
+from starbatch.workflow import SCRIPTS
 
-SCRIPTS = REPO / "scripts"
-REAL = REPO / "resources/real/sas"
+REAL = REAL_SAS
 REAL_STAR = ("000+02", "2M17335483-2753043")
 
 
@@ -234,7 +234,7 @@ CONFIG_CASES = [
     ConfigCase("batch_size_zero", {"max_batch_size": 0}, ("max_batch_size",)),
     ConfigCase("batch_size_text", {"max_batch_size": "ten"}, ("max_batch_size", "'ten'")),
     ConfigCase("failed_fraction_over_1", {"max_failed_fraction": 1.5}, ("max_failed_fraction",)),
-    ConfigCase("fanin_one", {"aggregate_fanin": 1}, ("aggregate_fanin",)),
+    ConfigCase("part_of_one", {"tables_per_part": 1}, ("tables_per_part",)),
     ConfigCase("unknown_analysis", {"analyses.gridfti": {"max_batch_size": 5}}, ("gridfti",)),
     ConfigCase("grid_zero_step", {"grids.demo.teff": [4000, 5500, 0]}, ("grids.demo", "teff")),
     ConfigCase("grid_two_values", {"grids.demo.logg": [1.0, 4.0]}, ("logg",)),

@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow as pa
 
 from starbatch.engine import columns as colwise
-from starbatch.engine.plantext import json_values
+from starbatch.engine.plan.files import json_values
 
 
 def test_compact_column_gives_back_the_values_and_merges_equal_ones():

@@ -3,9 +3,8 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+from starbatch.workflow import SCRIPTS
 
 JOB = """
 import logging
@@ -23,7 +22,8 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
 
 
 def run(job: str) -> subprocess.CompletedProcess:
-    # From scripts/, which Python puts first on the path of a -c job (as for a script).
+    # From the rule scripts' folder, which Python puts first on the path of a -c job (as
+    # for a script).
     cmd = [sys.executable, "-c", job]
     return subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=SCRIPTS)
 

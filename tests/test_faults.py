@@ -20,17 +20,16 @@ import numpy as np
 import pytest
 
 from faults import kill_group, run_snakemake, science, start_snakemake, wait_for
-from smk import REPO
 from starbatch.engine import flags
 from starbatch.engine.results import read_table
 from starbatch.offline.workflow import write_config
+from starbatch.resources import REAL_SAS
 from starbatch.sdss.products import APSTAR
 
 pytestmark = pytest.mark.slow
 
-REAL_FILE = REPO / (
-    "resources/real/sas/dr17/apogee/spectro/redux/dr17/stars/apo25m/000+02/"
-    "apStar-dr17-2M17335483-2753043.fits"
+REAL_FILE = REAL_SAS / (
+    "dr17/apogee/spectro/redux/dr17/stars/apo25m/000+02/apStar-dr17-2M17335483-2753043.fits"
 )
 FAULTY = """
 import ctypes
@@ -363,7 +362,7 @@ def test_a_model_file_placed_after_a_run_makes_its_rows_stale(tmp_path):
     rows = [f"cannon,apo25m,F0,{obj(k)},," for k in range(2)]
     table.write_text(table.read_text() + "\n".join(rows) + "\n")
     assert run_snakemake(workdir).returncode == 0
-    status = [sys.executable, str(REPO / "scripts/status.py")]
+    status = [sys.executable, "-m", "starbatch.cli", "status"]
     before = subprocess.run(status, cwd=workdir, capture_output=True, text=True, check=True)
     assert _stale(before.stdout, "cannon") == 0
 

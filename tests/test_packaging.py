@@ -1,18 +1,14 @@
 """The package lists agree: pyproject.toml (what `pip install .` declares), the pip
 path (requirements*.txt), the rules' conda runtime (workflow/envs/starbatch.yaml) and
-the full conda environment (environment.yml). And `pip install .` really installs a
-working library, with its shipped data, that does not need the checkout."""
+the full conda environment (environment.yml). (tests/test_wheel.py installs it.)"""
 
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import tomllib
 import yaml
 
-from smk import pip_install_target
+from starbatch.workflow import CONDA_ENV, SNAKEFILE
 
 REPO = Path(__file__).resolve().parents[1]
 # conda-forge names that differ from PyPI names.
@@ -64,7 +60,7 @@ def test_runtime_lists_agree():
         **_listed(project["optional-dependencies"]["torch"]),
     }
     assert _requirements(REPO / "requirements.txt") == runtime
-    assert _conda(REPO / "workflow/envs/starbatch.yaml") == runtime
+    assert _conda(CONDA_ENV) == runtime
 
 
 def test_development_lists_agree():
@@ -73,7 +69,7 @@ def test_development_lists_agree():
     everything = _requirements(REPO / "requirements-dev.txt")
     assert _conda(REPO / "environment.yml") == everything
     # The rules' runtime holds no test or lint tool.
-    assert not set(test_extra) & set(_conda(REPO / "workflow/envs/starbatch.yaml"))
+    assert not set(test_extra) & set(_conda(CONDA_ENV))
 
 
 def test_bench_extra_matches_bench_requirements():
@@ -86,34 +82,7 @@ def test_snakemake_is_pinned_to_9():
 
 
 def test_every_rule_declares_the_runtime_environment():
-    rules = sorted((REPO / "workflow/rules").glob("*.smk"))
+    rules = sorted((SNAKEFILE.parent / "rules").glob("*.smk"))
     text = "\n".join(p.read_text() for p in rules)
     assert text.count("conda:") == text.count("script:") > 0
-    assert 'CONDA_ENV = str(REPO / "workflow/envs/starbatch.yaml")' in text
-
-
-def test_pip_install_gives_a_library_with_its_data_and_no_checkout(tmp_path):
-    """A real (non-editable) install into a fresh target, imported from elsewhere."""
-    source = tmp_path / "src"  # a copy: building writes build/ and *.egg-info/ beside it
-    shutil.copytree(REPO / "scripts/starbatch", source / "scripts/starbatch")
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, source / name)
-    target = tmp_path / "site"
-    pip_install_target(source, target)
-    probe = (
-        "import starbatch, starbatch.resources as r\n"
-        "from starbatch.analyses.registry import BUILTIN\n"
-        "assert 'site' in starbatch.__file__, starbatch.__file__\n"
-        "assert r.EMULATOR.is_file() and r.PRIOR.is_file()\n"
-        "for name in ('apogeenet', 'cannon'):\n"
-        "    cls = BUILTIN[name]\n"
-        "    path = cls.model_files({'model': 'v2'})[0]\n"
-        "    assert 'site' in path and __import__('os').path.isfile(path), path\n"
-        "print(starbatch.__version__)\n"
-    )
-    env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}
-    out = subprocess.run(
-        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == _pyproject()["version"]
+    assert "CONDA_ENV = str(CONDA_ENV)" in text and CONDA_ENV.is_file()

@@ -1,4 +1,4 @@
-"""The plan's record (engine/plancache.py): an unchanged re-plan reads and writes
+"""The plan's record (engine/plan/record.py): an unchanged re-plan reads and writes
 nothing; anything a plan is made from that changes makes it a full plan again."""
 
 import json
@@ -6,8 +6,9 @@ import json
 import pandas as pd
 import pytest
 
-from starbatch.engine import plancache, planning
-from starbatch.engine.tables import TableError, load_tasks
+from starbatch.engine.plan import make, record
+from starbatch.engine.plan.make import PlanRequest, make_plan
+from starbatch.engine.plan.table import TableError, load_tasks
 from test_planning import HEADER, make_files, write
 
 ROWS = "".join(f"MyAnalysisTask,apo25m,f,o{i},1,1,\n" for i in range(5))
@@ -17,7 +18,7 @@ ROWS = "".join(f"MyAnalysisTask,apo25m,f,o{i},1,1,\n" for i in range(5))
 def trusted_directories(monkeypatch):
     """No racy window: files made by a test are milliseconds old, a survey's are not
     (test_fresh_directories_keep_no_record puts the window back)."""
-    monkeypatch.setattr(plancache, "RACY_S", 0.0)
+    monkeypatch.setattr(record, "RACY_S", 0.0)
 
 
 def setup(tmp_path, registry, skip=("o3",)):
@@ -26,25 +27,25 @@ def setup(tmp_path, registry, skip=("o3",)):
     return table
 
 
-def run(tmp_path, registry, table, size=2, digest=""):
-    plan_dir = tmp_path / "plan"
-    return planning.plan(
-        table, [], tmp_path / "sas", plan_dir, plan_dir / "manifest.tsv",
-        plan_dir / "skipped.csv", size, registry, settings_digest=digest,
+def run(tmp_path, registry, table, size=2, digest="", root=None):
+    request = PlanRequest(
+        table, [], root or tmp_path / "sas", tmp_path / "plan", dict.fromkeys(registry, size),
+        batch_dir=tmp_path / "batches", workflow_digest=digest,
     )  # fmt: skip
+    return make_plan(request, registry)
 
 
 def test_unchanged_replan_reads_and_writes_nothing(tmp_path, registry, monkeypatch):
     table = setup(tmp_path, registry)
     first = run(tmp_path, registry, table)
-    assert not first["unchanged"] and (tmp_path / "plan" / plancache.RECORD).exists()
+    assert not first["unchanged"] and (tmp_path / "plan" / record.RECORD).exists()
     files = sorted((tmp_path / "plan").rglob("*"))
     mtimes = {p: p.stat().st_mtime_ns for p in files}
 
     def no_reading(*args, **kwargs):
         raise AssertionError("an unchanged re-plan read the table")
 
-    monkeypatch.setattr(planning, "load_tasks", no_reading)
+    monkeypatch.setattr(make, "load_tasks", no_reading)
     again = run(tmp_path, registry, table)
     assert again["unchanged"]
     keep = ("tasks", "batches", "skipped")
@@ -75,10 +76,10 @@ def _chmod_round_trip(tmp_path):
 
 
 def _record_without_outputs(tmp_path):
-    path = tmp_path / "plan" / plancache.RECORD
-    record = json.loads(path.read_text())
-    del record["outputs"]
-    path.write_text(json.dumps(record))
+    path = tmp_path / "plan" / record.RECORD
+    doc = json.loads(path.read_text())
+    del doc["outputs"]
+    path.write_text(json.dumps(doc))
 
 
 CHANGES = {
@@ -103,7 +104,7 @@ CHANGES = {
     "a directory's permissions change": (_chmod_round_trip, {"skipped": 1}),
     "a record without its outputs": (_record_without_outputs, {"skipped": 1}),
     "the record is garbage": (
-        lambda p: (p / "plan" / plancache.RECORD).write_bytes(b"\x00\xff"),
+        lambda p: (p / "plan" / record.RECORD).write_bytes(b"\x00\xff"),
         {"skipped": 1},
     ),
 }
@@ -127,16 +128,13 @@ def test_the_root_as_written_is_part_of_the_record(tmp_path, registry):
     run(tmp_path, registry, table)
     (tmp_path / "link").symlink_to(tmp_path / "sas")
     plan_dir = tmp_path / "plan"
-    stats = planning.plan(
-        table, [], tmp_path / "link", plan_dir, plan_dir / "manifest.tsv",
-        plan_dir / "skipped.csv", 2, registry,
-    )  # fmt: skip
+    stats = run(tmp_path, registry, table, root=tmp_path / "link")
     assert not stats["unchanged"]
     assert "/link/" in pd.read_csv(plan_dir / "skipped.csv")["reason"][0]
 
 
 @pytest.mark.parametrize("change", [{"size": 3}, {"digest": "another schema"}])
-def test_sizes_and_settings_are_part_of_the_record(tmp_path, registry, change):
+def test_sizes_and_the_workflow_are_part_of_the_record(tmp_path, registry, change):
     table = setup(tmp_path, registry)
     run(tmp_path, registry, table)
     assert not run(tmp_path, registry, table, **change)["unchanged"]
@@ -145,13 +143,13 @@ def test_sizes_and_settings_are_part_of_the_record(tmp_path, registry, change):
 def test_fresh_directories_keep_no_key(tmp_path, registry, monkeypatch):
     """Files written seconds ago could change again within one mtime tick: the record
     seals the plan but keeps no key, so the next plan is a full one."""
-    monkeypatch.setattr(plancache, "RACY_S", 2.0)
+    monkeypatch.setattr(record, "RACY_S", 2.0)
     table = write(tmp_path, HEADER + ROWS)
     make_files(tmp_path / "sas", load_tasks(table, registry=registry).frame)
     assert not run(tmp_path, registry, table)["unchanged"]
-    record = json.loads((tmp_path / "plan" / plancache.RECORD).read_text())
-    assert record["key"] is None
-    assert plancache.whole(tmp_path / "plan", tmp_path / "plan" / "manifest.tsv") is None
+    doc = json.loads((tmp_path / "plan" / record.RECORD).read_text())
+    assert doc["key"] is None
+    assert record.whole(tmp_path / "plan", tmp_path / "plan" / "manifest.tsv") is None
     assert not run(tmp_path, registry, table)["unchanged"]
 
 
@@ -160,12 +158,12 @@ def test_a_deleted_model_file_is_not_hidden_by_the_record(tmp_path):
     model.write_text("x")
     plan_dir = tmp_path / "plan"
     (plan_dir / "batches").mkdir(parents=True)
-    assert plancache.save(plan_dir, "k", {}, [], {}, [str(model)], {"tasks": 0}, batch_files=0)
-    assert plancache.unchanged(plan_dir, "k", tmp_path, buildable=[]) == {"tasks": 0}
-    assert plancache.unchanged(plan_dir, "other", tmp_path, buildable=[]) is None
+    assert record.save(plan_dir, "k", {}, [], {}, [str(model)], {"tasks": 0}, batch_files=0)
+    assert record.unchanged(plan_dir, "k", tmp_path, buildable=[]) == {"tasks": 0}
+    assert record.unchanged(plan_dir, "other", tmp_path, buildable=[]) is None
     model.unlink()
-    assert plancache.unchanged(plan_dir, "k", tmp_path, buildable=[]) is None
-    assert plancache.unchanged(plan_dir, "k", tmp_path, buildable=[str(model)]) == {"tasks": 0}
+    assert record.unchanged(plan_dir, "k", tmp_path, buildable=[]) is None
+    assert record.unchanged(plan_dir, "k", tmp_path, buildable=[str(model)]) == {"tasks": 0}
 
 
 def test_a_missing_table_still_gets_the_full_plans_error(tmp_path, registry):

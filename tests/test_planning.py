@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from starbatch.engine.planning import assign_batches, make_plan, write_plan
-from starbatch.engine.tables import TableError, expand_spec, load_tasks, validate
+from starbatch.engine.plan.batches import assign_batches, group_batches
+from starbatch.engine.plan.files import write_plan
+from starbatch.engine.plan.table import TableError, expand_spec, load_tasks, validate
 
 HEADER = "analysis,telescope,field,obj,a,order,verbose\n"
 WORKED_EXAMPLE = (
@@ -180,7 +181,7 @@ def test_plan_skips_missing_files_and_rewrites_only_changed_plans(tmp_path, regi
     make_files(root, tasks.frame, skip={"o3"})
     plan_dir = tmp_path / "plan"
     out = (plan_dir, plan_dir / "manifest.tsv", plan_dir / "skipped.csv")
-    plan = make_plan(tasks, root, 2)
+    plan = group_batches(tasks, root, 2)
     stats = write_plan(plan, *out, registry)
     assert stats == {
         "tasks": 5,
@@ -196,15 +197,16 @@ def test_plan_skips_missing_files_and_rewrites_only_changed_plans(tmp_path, regi
     write(tmp_path, HEADER + rows + "MyAnalysisTask,apo25m,f,o9,1,1,\n")
     tasks = load_tasks(table, registry=registry)
     make_files(root, tasks.frame, skip={"o3"})
-    stats = write_plan(make_plan(tasks, root, 2), *out, registry)
+    stats = write_plan(group_batches(tasks, root, 2), *out, registry)
     assert stats["plan_files_written"] == 1  # o9 opens a third chunk
     unchanged = [p for p in mtimes if p.exists() and p.stat().st_mtime_ns == mtimes[p]]
     assert len(unchanged) == 2
 
 
 def test_mixed_products_keep_integer_keys(tmp_path, registry):
-    from starbatch.engine.planfile import members
-    from starbatch.engine.planning import Plan, batch_plans, batch_texts
+    from starbatch.engine.plan.batches import Plan, batch_plans
+    from starbatch.engine.plan.files import batch_texts
+    from starbatch.engine.plan.read import members
 
     text = (
         "analysis,apred,telescope,field,obj,plate,mjd,fiber\n"
@@ -217,7 +219,7 @@ def test_mixed_products_keep_integer_keys(tmp_path, registry):
     docs = [
         json.loads(text) for _, text in batch_texts(plan, batch_plans(plan, registry), registry)
     ]
-    visit = members(next(d for d in docs if d["analysis"] == "gridfit_visit"))
+    visit = members(next(d for d in docs if d["analysis"] == "gridfit_visit")["members"])
     keys = visit[0]["keys"]
     assert keys["mjd"] == 55844 and isinstance(keys["mjd"], int)
     assert keys["fiber"] == 128 and isinstance(keys["fiber"], int)
@@ -226,8 +228,8 @@ def test_mixed_products_keep_integer_keys(tmp_path, registry):
 
 def test_interleaved_analyses_come_back_in_table_order(tmp_path, registry):
     """Each star's analyses on adjacent rows: the parts are re-sorted column by column
-    (engine/tables.py), with the same frame sort_index would give."""
-    from starbatch.engine import tables
+    (engine/plan/table.py), with the same frame sort_index would give."""
+    from starbatch.engine.plan import table as tables
 
     text = "analysis,telescope,field,obj\n" + "".join(
         f"{a},apo25m,f,o{i}\n" for i in range(4) for a in ("snr", "gridfit")
@@ -243,7 +245,7 @@ def test_interleaved_analyses_come_back_in_table_order(tmp_path, registry):
 def test_parts_are_joined_as_pd_concat_joins_them():
     """validate joins the analyses' parts column by column (engine/tables.py): the same
     frame as pd.concat, also for columns only some parts have (other products' keys)."""
-    from starbatch.engine import tables
+    from starbatch.engine.plan import table as tables
 
     def parts():
         apstar = pd.DataFrame(
@@ -275,7 +277,7 @@ def test_keys_and_paths_fill_in_the_parts_unfilled_columns():
     and fills them in; a key column that is also another analysis's parameter keeps that
     parameter's values on that analysis's rows."""
     from starbatch.engine import columns as colwise
-    from starbatch.engine import tables
+    from starbatch.engine.plan import table as tables
 
     keys = colwise.compact((np.array([0, 1, 0, 1, 0, 1]), ["a", "b"]))
     parts = [

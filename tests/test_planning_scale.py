@@ -4,20 +4,25 @@ straightforward per-row code gives (bench/plan_scale.py measures the speed)."""
 import json
 import os
 import re
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from starbatch.engine.manifest import format_manifest, manifest_analyses, manifest_batches
-from starbatch.engine.manifest import jsonable as _jsonable
-from starbatch.engine.planfile import MEMBER_FIELDS, dumps, members
-from starbatch.engine.planning import Plan, assign_batches, batch_plans, batch_texts
-from starbatch.engine.runner import read_plan
-from starbatch.engine.tables import _parse_key_columns, _parse_key_combos
+from starbatch.engine.jsonvalues import jsonable as _jsonable
+from starbatch.engine.plan.batches import Plan, assign_batches, batch_plans
+from starbatch.engine.plan.files import batch_texts, dumps, format_manifest
+from starbatch.engine.plan.read import (
+    MEMBER_FIELDS,
+    manifest_analyses,
+    manifest_batches,
+    members,
+    read_plan,
+)
+from starbatch.engine.plan.table import _parse_key_columns, _parse_key_combos
 from starbatch.sdss.products import APSTAR, APVISIT
+from starbatch.workflow import SNAKEFILE
 
-REPO = Path(__file__).resolve().parents[1]
+RULES = SNAKEFILE.parent / "rules"
 
 
 def key_frame(product, rows):
@@ -94,7 +99,7 @@ def reference_documents(plan, registry):
 
 
 def test_batch_documents_equal_the_per_row_version(tmp_path, registry):
-    from starbatch.engine.tables import load_tasks
+    from starbatch.engine.plan.table import load_tasks
 
     lines = ["analysis,telescope,field,obj,plate,mjd,fiber,min_snr,max_chi2_red"]
     for i in range(7):
@@ -114,54 +119,23 @@ def test_batch_documents_equal_the_per_row_version(tmp_path, registry):
         settings = reference[b.batch].pop("settings")
         doc = json.loads(text)
         assert text == dumps(doc) + "\n"  # one canonical text: a re-plan rewrites nothing
-        assert {**doc, "members": members(doc)} == reference[b.batch]
-        assert b.settings == settings
+        assert {**doc, "members": members(doc["members"])} == reference[b.batch]
+        assert b.insignificant == settings
         # Columns the batch's members share are written once; the others in full.
         stored = doc["members"]
         assert stored["n"] == len(reference[b.batch]["members"])
+        rows = members(stored)
         for name, column in [*stored["keys"].items(), *((n, stored[n]) for n in MEMBER_FIELDS)]:
-            values = [m["keys"][name] if name in stored["keys"] else m[name] for m in members(doc)]
+            values = [m["keys"][name] if name in stored["keys"] else m[name] for m in rows]
             assert column == ({"all": values[0]} if len(set(values)) == 1 else values)
 
 
-def test_a_plan_in_the_earlier_format_listing_the_same_members_is_kept(tmp_path, registry):
-    """Plans were a dict per member, indented: upgrading must not rewrite (and so rerun)
-    a batch whose members did not change, and must rewrite one whose members did."""
-    from starbatch.engine.planning import write_plan
-    from starbatch.engine.tables import load_tasks
-
-    table = tmp_path / "t.csv"
-    table.write_text(
-        "analysis,telescope,field,obj\n" + "".join(f"snr,apo25m,f,2M{i}\n" for i in range(5))
-    )
-    frame = load_tasks(table, registry=registry).frame
-    plan = Plan(batches=frame.assign(batch=assign_batches(frame, 3)), skipped=frame[:0])
-    out = tmp_path / "plan"
-    write_plan(plan, out, out / "manifest.tsv", out / "skipped.csv", registry)
-    old_format = {}
-    for path in sorted((out / "batches").glob("*.json")):
-        doc = json.loads(path.read_text())
-        old_format[path] = json.dumps({**doc, "members": members(doc)}, indent=1, sort_keys=True)
-        path.write_text(old_format[path] + "\n")
-        os.utime(path, ns=(1, 1))
-    first, second = sorted(old_format)
-    old_format[second] = old_format[second].replace('"2M4"', '"2M9"')  # another member
-    second.write_text(old_format[second] + "\n")
-    os.utime(second, ns=(1, 1))
-    stats = write_plan(plan, out, out / "manifest.tsv", out / "skipped.csv", registry)
-    assert stats["plan_files_written"] == 1
-    assert first.stat().st_mtime_ns == 1 and first.read_text() == old_format[first] + "\n"
-    assert second.stat().st_mtime_ns != 1 and "2M4" in second.read_text()
-    # The kept plan still runs: its members read as the current format's would.
-    assert [m["keys"]["obj"] for m in read_plan(first)["members"]] == ["2M0", "2M1", "2M2"]
-
-
-def test_settings_live_in_one_file(tmp_path, registry):
-    """Insignificant parameters go to the plan directory's settings.json ({batch:
-    settings})."""
-    from starbatch.engine.planning import write_plan
-    from starbatch.engine.runner import read_settings
-    from starbatch.engine.tables import load_tasks
+def test_insignificant_parameters_live_in_one_file(tmp_path, registry):
+    """Insignificant parameters go to the plan directory's insignificant.json ({batch:
+    {parameter: value}})."""
+    from starbatch.engine.plan.files import write_plan
+    from starbatch.engine.plan.read import read_insignificant
+    from starbatch.engine.plan.table import load_tasks
 
     table = tmp_path / "t.csv"
     rows = [f"apogeenet,apo25m,f,2M{i},{'cpu' if i < 2 else 'cuda:1'}\n" for i in range(4)]
@@ -172,16 +146,16 @@ def test_settings_live_in_one_file(tmp_path, registry):
     write_plan(plan, out, out / "manifest.tsv", out / "skipped.csv", registry)
     first, second = sorted((out / "batches").glob("*.json"))
     # Settings take the batch's first member's value: the batches split by table order.
-    assert read_settings(first) == {"device": "cpu"}
-    assert read_settings(second) == {"device": "cuda:1"}
-    assert read_settings(out / "batches/unplanned.json") == {}  # the analysis's defaults
-    assert sorted(json.loads((out / "settings.json").read_text())) == [first.stem, second.stem]
-    (out / "settings.json").write_text('["cpu"]\n')
-    with pytest.raises(ValueError, match=r"settings\.json: not a mapping"):
-        read_settings(first)
-    (out / "settings.json").write_text("{")
-    with pytest.raises(ValueError, match=r"settings\.json: not valid JSON"):
-        read_settings(first)
+    assert read_insignificant(first) == {"device": "cpu"}
+    assert read_insignificant(second) == {"device": "cuda:1"}
+    assert read_insignificant(out / "batches/unplanned.json") == {}  # the analysis's defaults
+    assert sorted(json.loads((out / "insignificant.json").read_text())) == [first.stem, second.stem]
+    (out / "insignificant.json").write_text('["cpu"]\n')
+    with pytest.raises(ValueError, match=r"insignificant\.json: not a mapping"):
+        read_insignificant(first)
+    (out / "insignificant.json").write_text("{")
+    with pytest.raises(ValueError, match=r"insignificant\.json: not valid JSON"):
+        read_insignificant(first)
 
 
 @pytest.mark.parametrize(
@@ -210,7 +184,7 @@ def test_a_damaged_plan_is_refused_by_name(tmp_path, stored, message):
     ],
 )
 def test_clean_and_exact_csv_readers_agree_on_what_they_both_read(tmp_path, text):
-    from starbatch.engine.tables import _read_clean_csv, _read_csv_exactly
+    from starbatch.engine.plan.table import _read_clean_csv, _read_csv_exactly
 
     clean, messy = tmp_path / "clean.csv", tmp_path / "messy.csv"
     clean.write_text("analysis,telescope,field,obj\nsnr,apo25m,f,o1\nsnr,apo25m,f,o2\n")
@@ -236,7 +210,7 @@ def test_manifest_index_follows_the_file(tmp_path):
 
 
 def test_batch_ids_past_chunk_9999_match_the_wildcard_constraint():
-    common = (REPO / "workflow/rules/common.smk").read_text()
+    common = (RULES / "common.smk").read_text()
     batch = re.search(r'batch=r"([^"]+)"', common).group(1)
     frame = pd.DataFrame({"analysis": ["snr"] * 10001, "group": ["snr|x=1"] * 10001})
     last = assign_batches(frame, 1).iloc[-1]

@@ -2,6 +2,7 @@ import pytest
 
 from starbatch.engine.identifiers import ObservationKeyError
 from starbatch.sdss.products import APSTAR, APVISIT
+from starbatch.workflow import SCHEMAS
 
 
 def test_apstar_path_follows_dr17_template():
@@ -62,13 +63,12 @@ def test_unknown_telescope_without_prefix_asks_for_prefix():
 
 
 def test_the_table_schema_uses_the_engines_identifier_pattern():
-    from pathlib import Path
 
     import yaml
 
     from starbatch.engine.identifiers import IDENTIFIER_PATTERN
 
-    path = Path(__file__).resolve().parents[1] / "workflow/schemas/observations.schema.yaml"
+    path = SCHEMAS / "observations.schema.yaml"
     defs = yaml.safe_load(path.read_text())["$defs"]
     assert defs["identifier"]["pattern"] == f"^{IDENTIFIER_PATTERN}$"
     assert defs["identifier_or_blank"]["pattern"] == f"^({IDENTIFIER_PATTERN})?$"

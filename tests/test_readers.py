@@ -1,11 +1,10 @@
 """Readers against the real DR17 files committed under resources/real/sas."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from astropy.io import fits
 
+from starbatch.resources import REAL_SAS
 from starbatch.sdss.readers import (
     BAD_PIXEL_MASK,
     PIXMASK_BITS,
@@ -17,7 +16,7 @@ from starbatch.sdss.readers import (
 )
 from starbatch.sdss.spectrum import Spectrum, apstar_wavelength
 
-REDUX = Path(__file__).resolve().parents[1] / "resources/real/sas/dr17/apogee/spectro/redux"
+REDUX = REAL_SAS / "dr17/apogee/spectro/redux"
 GIANT = REDUX / "dr17/stars/apo25m/000+02/apStar-dr17-2M17335483-2753043.fits"
 DWARF = REDUX / "dr17/stars/apo25m/K04_083+13/apStar-dr17-2M19485057+5005279.fits"
 VISIT = REDUX / "r13/visit/apo25m/N188/5095/55844/apVisit-r13-5095-55844-128.fits"

@@ -5,7 +5,6 @@ wrong kind give a SpectrumError naming the file, the reason and the flag."""
 
 import shutil
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from specutils import Spectrum as SpecutilsSpectrum
 from starbatch.engine import flags
 from starbatch.offline.synthetic import make_synthetic_star
 from starbatch.offline.synthetic_sdss5 import spectrum_row, write_apstar_dr19, write_mwm
+from starbatch.resources import REAL_SAS
 from starbatch.sdss.readers import (
     BAD_PIXEL_MASK,
     SpectrumError,
@@ -26,7 +26,7 @@ from starbatch.sdss.readers import (
 from starbatch.sdss.readers_mwm import read_mwm
 from starbatch.sdss.spectrum import apstar_wavelength
 
-REAL = Path(__file__).resolve().parents[1] / "resources/real/sas/dr17/apogee/spectro/redux"
+REAL = REAL_SAS / "dr17/apogee/spectro/redux"
 REAL_VISIT = REAL / "r13/visit/apo25m/N188/5095/55844/apVisit-r13-5095-55844-128.fits"
 SOURCE = {
     "SDSS_ID": 1234567,

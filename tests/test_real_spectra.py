@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smk import REPO, snakemake, tiny_config
+from smk import snakemake, tiny_config
 from starbatch.analyses.registry import BUILTIN
 from starbatch.engine import flags
 from starbatch.engine.analysis import Task
@@ -15,10 +15,10 @@ from starbatch.methods.gridfit.grid import DEMO_GRID
 from starbatch.methods.resample import visit_to_apstar
 from starbatch.offline.evaluation import agreement, default_params
 from starbatch.offline.grids import build_grid
-from starbatch.resources import EMULATOR
+from starbatch.resources import EMULATOR, REAL_SAS
 from starbatch.sdss.readers import read_apstar, read_apvisit
 
-SAS = REPO / "resources/real/sas"
+SAS = REAL_SAS
 REDUX = SAS / "dr17/apogee/spectro/redux"
 GIANT = REDUX / "dr17/stars/apo25m/000+02/apStar-dr17-2M17335483-2753043.fits"
 DWARF = REDUX / "dr17/stars/apo25m/K04_083+13/apStar-dr17-2M19485057+5005279.fits"

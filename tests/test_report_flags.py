@@ -1,10 +1,10 @@
-"""The per-analysis flag summary of the report (starbatch.report.flags)."""
+"""The per-analysis flag summary of the report (starbatch.report.flag_counts)."""
 
 import pandas as pd
 from astropy.table import Table
 
 from starbatch.engine import flags
-from starbatch.report.flags import flag_counts, write_flag_summary
+from starbatch.report.flag_counts import flag_counts, write_flag_summary
 
 
 def _table():

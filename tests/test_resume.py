@@ -14,14 +14,15 @@ from pathlib import Path
 import pytest
 
 from faults import kill_group, run_snakemake, science, start_snakemake, wait_for
-from smk import REPO, planned_jobs
+from smk import planned_jobs
 from starbatch.offline.workflow import write_config
+from starbatch.resources import REAL_SAS
 from starbatch.sdss.products import APSTAR
 
 pytestmark = pytest.mark.slow
 
 N = 160
-REAL = REPO / "resources/real/sas/dr17/apogee/spectro/redux/dr17/stars/apo25m"
+REAL = REAL_SAS / "dr17/apogee/spectro/redux/dr17/stars/apo25m"
 REAL_FILE = REAL / "000+02/apStar-dr17-2M17335483-2753043.fits"
 SLOW = """
 import time

@@ -19,10 +19,11 @@ import numpy as np
 import pytest
 
 from smk import REPO
+from starbatch.workflow import SCRIPTS
 
-SCRIPTS = REPO / "scripts"
-WORKFLOW = REPO / "workflow"
-PYTHON_SOURCES = sorted(SCRIPTS.rglob("*.py"))
+SOURCES = REPO / "src"
+WORKFLOW = SOURCES / "starbatch" / "workflow"
+PYTHON_SOURCES = sorted(SOURCES.rglob("*.py"))
 WORKFLOW_SOURCES = sorted([WORKFLOW / "Snakefile", *WORKFLOW.rglob("*.smk")])
 # Modules that deserialise arbitrary objects (code execution on load).
 UNSAFE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve"}
@@ -205,7 +206,7 @@ def test_a_pickled_batch_plan_is_not_code(tmp_path):
     """Batch plans are JSON read with json.load: a pickle in their place is just bad JSON."""
     import pickle  # only to make the hostile file
 
-    from starbatch.engine.runner import read_plan
+    from starbatch.engine.plan.read import read_plan
 
     marker = tmp_path / "pwned"
 

@@ -8,8 +8,8 @@ import pytest
 from astropy.io import fits
 
 from smk import planned_jobs, snakemake, tiny_config
-from starbatch.engine.runner import read_plan
-from starbatch.engine.sizing import (
+from starbatch.engine.plan.read import read_plan
+from starbatch.engine.plan.sizing import (
     AUTO,
     Costs,
     balance,

@@ -21,11 +21,12 @@ from smk import REPO, snakemake, tiny_config
 from starbatch.engine.analysis import PROVENANCE
 from starbatch.engine.results import read_table
 from starbatch.offline.demo import TEST_ANALYSES, demo_stars, demo_table
+from starbatch.workflow import PROFILES
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 SCRIPTS = REPO / "tests" / "slurm"
-PROFILE = REPO / "workflow" / "profiles" / "slurm"
+PROFILE = PROFILES / "slurm"
 # The test cluster's non-default partition (start.sh): selected through the
 # profile's knob, so the jobs landing there shows that the knob reaches sbatch.
 PARTITION = "batch"

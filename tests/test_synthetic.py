@@ -1,7 +1,5 @@
 """Synthetic apStar files: layout like the real ones, exact round trip through the reader."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -17,10 +15,10 @@ from starbatch.offline.synthetic import (
     rgb_logg,
     write_apstar,
 )
+from starbatch.resources import REAL_SAS
 from starbatch.sdss.readers import BAD_PIXEL_MASK, check_apstar_grid, read_apstar
 
-ROOT = Path(__file__).resolve().parents[1]
-REAL = ROOT / "resources/real/sas/dr17/apogee/spectro/redux/dr17/stars/apo25m"
+REAL = REAL_SAS / "dr17/apogee/spectro/redux/dr17/stars/apo25m"
 META = {"FIELD": "SYN001", "OBJID": "2M00400000+2000000", "SNR": 80.0, "RA": 10.0, "DEC": 20.0}
 
 

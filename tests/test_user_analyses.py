@@ -14,11 +14,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from smk import REPO, pip_install_target, snakemake
+from smk import pip_install_target, snakemake
 from starbatch.analyses.registry import BUILTIN, RegistryError, load_registry
+from starbatch.resources import PROJECT, REAL_SAS
+from starbatch.workflow import SNAKEFILE
 
-EXAMPLE = REPO / "docs/examples/linedepth.py"
-REAL_SAS = REPO / "resources/real/sas"
+EXAMPLE = PROJECT / "linedepth.py"
+
 M_GIANT = "apo25m,000+02,2M17335483-2753043"
 DWARF = "apo25m,K04_083+13,2M19485057+5005279"
 TABLE = f"""analysis,telescope,field,obj,wavelength,verbose
@@ -109,7 +111,7 @@ def test_starbatch_as_a_snakemake_module(tmp_path):
 
             module starbatch:
                 snakefile:
-                    "{REPO / "workflow/Snakefile"}"
+                    "{SNAKEFILE}"
                 config:
                     config
 

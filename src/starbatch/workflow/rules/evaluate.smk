@@ -1,0 +1,90 @@
+# Accuracy and cost of the label analyses, and their results on the real DR17 files
+# (docs/analyses.md). Not part of the default run: ask for a target, e.g.
+# `snakemake --cores 2 evaluate_accuracy`.
+
+
+rule evaluate_accuracy:
+    input:
+        emulator=EMULATOR,
+        models=default_model_files,
+    output:
+        table="results/evaluation/accuracy.tsv",
+        plot=report(
+            "results/evaluation/accuracy.png",
+            caption="../report/accuracy.rst",
+            category="Evaluation",
+        ),
+    log:
+        "logs/evaluation/accuracy.log",
+    benchmark:
+        "benchmarks/evaluation/accuracy.tsv"
+    conda:
+        CONDA_ENV
+    threads: 2
+    params:
+        # 300: the robust std of the pulls is then uncertain by ~7%, not ~12% (100).
+        n=300,
+        snr=[20, 50, 100, 200],
+        seed=777,
+        analyses=LABEL_ANALYSES,
+        analysis_params={},
+    script:
+        "../scripts/evaluate_accuracy.py"
+
+
+rule evaluate_robustness:
+    input:
+        emulator=EMULATOR,
+        models=default_model_files,
+    output:
+        table="results/evaluation/robustness.tsv",
+    log:
+        "logs/evaluation/robustness.log",
+    benchmark:
+        "benchmarks/evaluation/robustness.tsv"
+    conda:
+        CONDA_ENV
+    threads: 2
+    params:
+        n=100,
+        snr=[20, 50, 100, 200],
+        seed=4242,
+    script:
+        "../scripts/evaluate_robustness.py"
+
+
+rule measure_cost:
+    input:
+        emulator=EMULATOR,
+        models=default_model_files,
+    output:
+        table="results/evaluation/cost.tsv",
+    log:
+        "logs/evaluation/cost.log",
+    benchmark:
+        "benchmarks/evaluation/cost.tsv"
+    conda:
+        CONDA_ENV
+    threads: 2
+    params:
+        n=64,
+        seed=778,
+        analyses=LABEL_ANALYSES,
+        analysis_params={},
+    script:
+        "../scripts/measure_cost.py"
+
+
+rule real_spectra_table:
+    input:
+        models=default_model_files,
+    output:
+        "results/evaluation/real_spectra.md",
+    log:
+        "logs/evaluation/real_spectra.log",
+    conda:
+        CONDA_ENV
+    params:
+        sas=REAL_SAS,
+    script:
+        "../scripts/real_spectra_table.py"

@@ -1,0 +1,122 @@
+"""A wheel is all a project needs: built from the checkout, installed (not editable) into
+a fresh virtual environment, and used in an empty directory outside the repository as a
+new user would: `starbatch init`, `starbatch run`, `starbatch status`, and the packaged
+workflow as a `module:` of the user's own Snakefile.
+
+The environment gets starbatch from the wheel alone; its dependencies are the test
+environment's, seen through a path file (this machine cannot download them), which
+adds their folder to the path without loading its own path files, so the editable
+starbatch of the checkout stays out of reach (checked)."""
+
+import os
+import site
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from starbatch.engine.results import read_table
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("wheel")
+    dist = base / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "--wheel-dir", str(dist), str(REPO)],
+        check=True, capture_output=True, text=True, cwd=base,
+    )  # fmt: skip
+    (wheel,) = dist.glob("starbatch-*.whl")
+    env = base / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
+    python = env / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    (Path(purelib) / "dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    return env
+
+
+def sh(env: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """A command of the fresh environment, as a user's shell with it activated runs it."""
+    path = f"{env / 'bin'}{os.pathsep}/usr/bin{os.pathsep}/bin"
+    environ = {"PATH": path, "HOME": str(cwd), "LANG": "C.UTF-8"}
+    return subprocess.run(list(args), cwd=cwd, env=environ, capture_output=True, text=True)
+
+
+def test_the_wheel_holds_the_workflow_and_no_checkout_is_on_the_path(venv, tmp_path):
+    probe = sh(
+        venv, "python", "-c",
+        "import starbatch, starbatch.workflow as w, starbatch.resources as r;"
+        "print(starbatch.__file__); print(w.SNAKEFILE.is_file(), r.REAL_SAS.is_dir())",
+        cwd=tmp_path,
+    )  # fmt: skip
+    where, found = probe.stdout.split("\n")[:2]
+    assert str(venv) in where and str(REPO) not in where, probe.stdout + probe.stderr
+    assert found == "True True"
+    path = sh(venv, "starbatch", "workflow-path", cwd=tmp_path).stdout.strip()
+    assert path.startswith(str(venv)) and path.endswith("workflow/Snakefile")
+
+
+def test_init_run_status_in_an_empty_directory(venv, tmp_path):
+    made = sh(venv, "starbatch", "init", "proj", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    project = tmp_path / "proj"
+    assert (project / "config/config.yaml").is_file() and (project / "linedepth.py").is_file()
+    again = sh(venv, "starbatch", "init", "proj", cwd=tmp_path)
+    assert again.returncode == 1 and "is a project already" in again.stderr
+
+    run = sh(venv, "starbatch", "run", "--cores", "2", cwd=project)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    summary = read_table(project / "results/summary.fits")
+    table = (project / "config/observations.csv").read_text().splitlines()
+    assert len(summary) == len(table) - 1  # every example row analysed
+    depth = summary[summary["analysis"] == "linedepth"]["depth"]
+    assert len(depth) == 4 and all(0 < d < 1 for d in depth)
+    assert {"snr", "gridfit", "cannon", "apogeenet", "gridfit_visit"} <= set(summary["analysis"])
+
+    status = sh(venv, "starbatch", "status", cwd=project)
+    assert status.returncode == 0, status.stderr
+    lines = {line.split()[0]: line.split() for line in status.stdout.splitlines()[1:]}
+    assert lines["linedepth"][1:3] == ["4", "0"]  # done, failed
+
+
+def test_the_packaged_workflow_as_a_module_of_your_own_snakefile(venv, tmp_path):
+    assert sh(venv, "starbatch", "init", "proj", cwd=tmp_path).returncode == 0
+    project = tmp_path / "proj"
+    table = project / "config/observations.csv"
+    table.write_text("\n".join(table.read_text().splitlines()[:5]) + "\n")  # snr, linedepth
+    snakefile = sh(venv, "starbatch", "workflow-path", cwd=tmp_path).stdout.strip()
+    (project / "Snakefile").write_text(
+        textwrap.dedent(
+            f"""
+            configfile: "config/config.yaml"
+
+
+            module starbatch:
+                snakefile:
+                    "{snakefile}"
+                config:
+                    config
+
+
+            use rule * from starbatch
+            """
+        )
+    )
+    # (python -m: the dependencies, snakemake among them, are not installed in this venv)
+    run = sh(venv, "python", "-m", "snakemake", "--cores", "2", cwd=project)
+    assert run.returncode == 0, run.stderr[-4000:]
+    summary = read_table(project / "results/summary.fits")
+    assert sorted(set(summary["analysis"])) == ["linedepth", "snr"]
