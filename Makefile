@@ -18,8 +18,8 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/starbatch demo demo --cores $(CORES)
 
-# tests/test_catalogue.py renders the report's interactive page in a real headless
-# Chromium (Debian's package); installed here, as tests/slurm/start.sh installs SLURM.
+# tests/unit/test_catalogue.py renders the report's interactive page in a real headless
+# Chromium (Debian's package); installed here, as tests/cluster/slurm/start.sh installs SLURM.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }

@@ -8,7 +8,8 @@ from starbatch.sdss.products import APSTAR
 
 
 class MyAnalysisTask(Analysis):
-    """The DESIGN.md worked example: a and order significant, verbose not."""
+    """The worked example of the batching semantics (docs/concepts.md): a and order
+    significant, verbose not."""
 
     name = "MyAnalysisTask"
     product = APSTAR

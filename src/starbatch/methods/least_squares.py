@@ -6,7 +6,7 @@ paid, and a fit of three labels needs none of it. This is Levenberg-Marquardt wi
 forward-difference Jacobian (scipy's '2-point' step), steps projected onto the box and
 parameters held at a bound while the gradient pushes them out; it stops when a step
 changes the cost by less than ``ftol`` relative or the parameters by less than ``xtol``,
-scipy's defaults. tests/test_least_squares.py compares it with scipy's TRF.
+scipy's defaults. tests/unit/test_least_squares.py compares it with scipy's TRF.
 """
 
 from __future__ import annotations

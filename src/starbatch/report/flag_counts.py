@@ -46,24 +46,32 @@ def write_flag_summary(summary_path, table_out, plot_out) -> list[dict]:
 
 
 def _plot(rows: list[dict], output) -> None:
+    """A table as a picture: a row per analysis, a column per flag that occurs, each
+    cell the count of rows (shaded by their share of the analysis's rows), so that a
+    flag on 1 row of 300 is as easy to read as one on 200."""
     from .plots import _pyplot, save
 
     plt = _pyplot()
-    labels = ["clean", *NAMES.values()]
-    height = 0.45 * max(len(rows), 2) + 1.4
-    fig, ax = plt.subplots(figsize=(7, height), dpi=110)
-    names = [row["analysis"] for row in rows]
-    left = np.zeros(len(rows))
-    n = np.maximum([row["n"] for row in rows], 1)
-    colours = plt.cm.tab10(np.arange(len(labels)))
-    for colour, label in zip(colours, labels, strict=True):
-        share = np.array([row[label] for row in rows]) / n
-        if share.any():
-            ax.barh(names, share, left=left, color=colour, label=label)
-            left += share
-    # A row can carry several flags, so the bars may pass 1: they count flags, not rows.
-    ax.set_xlabel("fraction of rows with the flag")
-    ax.legend(fontsize=7, loc="lower right")
-    # Room for the longest analysis name (~0.08 inch a character of the 10-pt labels).
-    left = min(0.5, 0.04 + 0.08 * max(map(len, names), default=4) / 7)
-    save(fig, output, dict(left=left, right=0.97, bottom=0.9 / height, top=1 - 0.3 / height))
+    labels = ["clean", *(label for label in NAMES.values() if any(r[label] for r in rows))]
+    names = [f"{row['analysis']} ({row['n']})" for row in rows]
+    counts = np.array([[row[label] for label in labels] for row in rows], dtype=float)
+    share = counts / np.maximum([[row["n"]] for row in rows], 1) if rows else counts
+    width = 1.6 + 0.9 * len(labels) + 0.075 * max(map(len, names), default=8)
+    height = 1.5 + 0.32 * max(len(rows), 1)
+    fig, ax = plt.subplots(figsize=(width, height), dpi=110)
+    if rows:
+        ax.imshow(share, cmap="Blues", vmin=0, vmax=1.4, aspect="auto")
+        for (i, j), count in np.ndenumerate(counts):
+            text = f"{count:.0f}" if count else "."
+            ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                    color="black" if count else "0.6")  # fmt: skip
+        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
+        ax.set_yticks(range(len(rows)), names, fontsize=8)
+        ax.tick_params(length=0)
+    else:
+        ax.text(0.5, 0.5, "no results", ha="center", transform=ax.transAxes)
+        ax.set_axis_off()
+    ax.set_title("Rows with each flag, per analysis (rows in brackets; a row may have several)",
+                 fontsize=9)  # fmt: skip
+    left = (0.3 + 0.075 * max(map(len, names), default=8)) / width
+    save(fig, output, dict(left=left, right=0.98, bottom=1.0 / height, top=1 - 0.45 / height))

@@ -55,7 +55,7 @@ LABELS = (("teff", "K"), ("logg", "dex"), ("feh", "dex"))
 
 def truth_vs_fit(truth_csv, summary_path, output) -> None:
     """One row of panels per labelling analysis: estimate vs true label for the
-    demo's synthetic stars (unflagged results), with bias and scatter."""
+    demo's synthetic stars (unflagged results), bias and scatter in each panel."""
     import pandas as pd
 
     from starbatch.engine.results import read_table
@@ -69,7 +69,7 @@ def truth_vs_fit(truth_csv, summary_path, output) -> None:
     matched = fit[fit["obj"].isin(truth["obj"]) & np.isfinite(fit["teff"])] if len(fit) else fit
     analyses = sorted(matched["analysis"].unique()) if len(matched) else []
     nrow = max(len(analyses), 1)
-    fig, axes = plt.subplots(nrow, 3, figsize=(13, 3.6 * nrow), dpi=100, squeeze=False)
+    fig, axes = plt.subplots(nrow, 3, figsize=(12, 3.2 * nrow + 0.6), dpi=100, squeeze=False)
     for row, analysis in enumerate(analyses):
         both = truth.merge(fit[fit["analysis"] == analysis], on="obj", suffixes=("_true", ""))
         for ax, (label, unit) in zip(axes[row], LABELS, strict=True):
@@ -78,38 +78,72 @@ def truth_vs_fit(truth_csv, summary_path, output) -> None:
             lims = [min(t.min(), f.min()), max(t.max(), f.max())] if len(both) else [0, 1]
             ax.plot(lims, lims, "k--", lw=0.8)
             d = f - t
-            ax.set_title(
-                f"{analysis} {label}: bias {d.median():+.3g}, scatter {d.std():.3g} {unit}"
-                f" (N={len(both)})",
-                fontsize=9,
-            )
+            ax.text(0.03, 0.97, f"N={len(both)}\nbias {d.median():+.3g} {unit}\n"
+                    f"scatter {d.std():.3g} {unit}", transform=ax.transAxes, va="top",
+                    fontsize=8, bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})  # fmt: skip
             ax.set_xlabel(f"true {label} ({unit})")
-            ax.set_ylabel(f"{analysis} {label} ({unit})")
-    fig.suptitle("Demo: estimates vs truth for the synthetic spectra (unflagged rows)")
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
-    write_atomic(output, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+            ax.set_ylabel(
+                f"{analysis}\n{label} ({unit})" if label == "teff" else f"{label} ({unit})"
+            )
+    fig.suptitle("Demo: estimates against the truth for the synthetic spectra (unflagged rows)")
+    save(
+        fig,
+        output,
+        dict(
+            left=0.08,
+            right=0.98,
+            bottom=0.3 / nrow + 0.04,
+            top=1 - 0.5 / (3.2 * nrow + 0.6),
+            hspace=0.35,
+            wspace=0.3,
+        ),
+    )
+
+
+def analysis_colours(names) -> dict:
+    """A colour per analysis, none repeated for up to 20 (tab20, then tab20b)."""
+    plt = _pyplot()
+    palette = [*plt.cm.tab20.colors, *plt.cm.tab20b.colors]
+    return {name: palette[i % len(palette)] for i, name in enumerate(sorted(names))}
+
+
+# Set-up shares of a batch drawn as guides: auto sizing's default target, and even.
+SHARES = (0.05, 0.5)
 
 
 def batch_timing(summary_path, output) -> None:
-    """Per batch: set-up time against the time spent on its observations, the
-    figure that shows whether batching pays (set-up should be a small share)."""
+    """One point per batch: the seconds its set-up took against the seconds its
+    observations took, log-log, with the lines where set-up is 5% and 50% of the work:
+    batching pays where the points lie below the 5% line."""
     plt = _pyplot()
     cols = read_columns(summary_path, ("analysis", "batch", "setup_share_s", "time_s"))
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    for analysis in sorted(set(cols["analysis"])):
+    names = sorted(set(cols["analysis"]))
+    fig, ax = plt.subplots(figsize=(9, 5), dpi=110)
+    floor = 1e-3  # seconds: a batch's cheaper side is drawn here, not at 0 (log axes)
+    span = [np.inf, 0.0]
+    for analysis, colour in analysis_colours(names).items():
         mine = cols["analysis"] == analysis
-        batches, index, n = np.unique(cols["batch"][mine], return_inverse=True, return_counts=True)
+        batches, index = np.unique(cols["batch"][mine], return_inverse=True)
         setup = np.bincount(index, weights=cols["setup_share_s"][mine], minlength=len(batches))
         work = np.bincount(index, weights=cols["time_s"][mine], minlength=len(batches))
-        ax.scatter(n, setup, marker="s", label=f"{analysis}: set-up")
-        ax.scatter(n, work, marker="o", label=f"{analysis}: analysis")
-    ax.set_xlabel("observations in batch")
-    ax.set_ylabel("seconds per batch")
-    ax.set_yscale("symlog", linthresh=0.01)
-    if len(cols["analysis"]):
-        ax.legend(fontsize=8)
+        setup, work = np.maximum(setup, floor), np.maximum(work, floor)
+        ax.scatter(work, setup, s=22, color=colour, label=f"{analysis} ({len(batches)})")
+        span = [min(span[0], work.min(), setup.min()), max(span[1], work.max(), setup.max())]
+    if names:
+        lo, hi = span[0] / 2, span[1] * 2
+        work = np.array([lo, hi])
+        for share in SHARES:
+            ax.plot(work, work * share / (1 - share), "k--" if share == 0.05 else "k:", lw=0.8)
+            ax.annotate(f"set-up {share:.0%} of a batch", (hi, hi * share / (1 - share)),
+                        ha="right", va="bottom", fontsize=8)  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(lo, hi)
+        ax.legend(fontsize=7, title="analysis (batches)", title_fontsize=8,
+                  loc="upper left", bbox_to_anchor=(1.01, 1))  # fmt: skip
     else:
         ax.text(0.5, 0.5, "no batch ran", ha="center", transform=ax.transAxes)
-    ax.set_title("Set-up (paid once per batch) vs per-observation work")
-    save(fig, output, dict(left=0.1, right=0.97, bottom=0.11, top=0.93))
+    ax.set_xlabel("seconds analysing the batch's observations (sum of time_s)")
+    ax.set_ylabel("seconds of set-up (once per batch)")
+    ax.set_title("What a batch paid once against what it spent per observation")
+    save(fig, output, dict(left=0.09, right=0.72, bottom=0.11, top=0.93))

@@ -1,7 +1,7 @@
 """The SDSS data products: their observation keys and path templates under the SAS
 root, and the reader of each. The templates are the SDSS tree's (sdss-tree's
 dr16/dr17/dr19/ipl*/sdsswork configuration, with its special functions such as
-@healpixgrp|); tests/test_sdss_tree.py checks every one against sdss-access.
+@healpixgrp|); tests/unit/test_sdss_tree.py checks every one against sdss-access.
 
 A new product is one `DataProduct(...)` declaration here plus an entry in PRODUCTS.
 """

@@ -3,7 +3,7 @@
 A user's analysis, kept outside starbatch: list this file under `analysis_modules:` in
 the config (or register the class under the entry-point group `starbatch.analyses` of
 your own package) and put `linedepth` rows in the table. Tested end to end by
-tests/test_user_analyses.py.
+tests/workflow/test_user_analyses.py.
 """
 
 import numpy as np

@@ -1,6 +1,6 @@
 """The package lists agree: pyproject.toml (what `pip install .` declares), the pip
 path (requirements*.txt), the rules' conda runtime (workflow/envs/starbatch.yaml) and
-the full conda environment (environment.yml). (tests/test_wheel.py installs it.)"""
+the full conda environment (environment.yml). (tests/workflow/test_wheel.py installs it.)"""
 
 import re
 from pathlib import Path
@@ -10,7 +10,7 @@ import yaml
 
 from starbatch.workflow import CONDA_ENV, SNAKEFILE
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # conda-forge names that differ from PyPI names.
 CONDA_TO_PIP = {"pytorch": "torch", "python-duckdb": "duckdb"}
 

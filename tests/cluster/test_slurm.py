@@ -1,7 +1,7 @@
 """The demo on a real one-node SLURM, through profiles/slurm, gives the same
 results as the local run (docs/cluster.md).
 
-The module fixture starts munged, slurmctld and slurmd with tests/slurm/start.sh
+The module fixture starts munged, slurmctld and slurmd with tests/cluster/slurm/start.sh
 (installing the Debian packages if needed) and stops them afterwards. It needs
 root: without root the test is skipped, unless CI is set, where it fails. If
 SLURM does not come up, the test fails with start.sh's reason and daemon logs.
@@ -25,7 +25,7 @@ from starbatch.workflow import PROFILES
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
-SCRIPTS = REPO / "tests" / "slurm"
+SCRIPTS = REPO / "tests" / "cluster" / "slurm"
 PROFILE = PROFILES / "slurm"
 # The test cluster's non-default partition (start.sh): selected through the
 # profile's knob, so the jobs landing there shows that the knob reaches sbatch.
@@ -48,7 +48,7 @@ def slurm(tmp_path_factory):
             [str(SCRIPTS / "start.sh"), str(state)], capture_output=True, text=True, timeout=900
         )
         if start.returncode != 0:
-            pytest.fail(f"SLURM did not start (tests/slurm/start.sh):\n{start.stderr}")
+            pytest.fail(f"SLURM did not start (tests/cluster/slurm/start.sh):\n{start.stderr}")
         env = {**os.environ, "SLURM_CONF": str(state / "slurm.conf")}
         cpus = subprocess.run(
             ["sinfo", "-h", "-o", "%c"], capture_output=True, text=True, env=env, check=True
@@ -174,7 +174,7 @@ def test_slurm_results_equal_the_local_run(runs):
 def test_a_batch_that_hits_its_time_limit_resumes_in_the_retry(slurm, tmp_path):
     """SLURM's TIMEOUT sends SIGTERM (then SIGKILL): the batch saves its journal, the
     profile resubmits it with a doubled time limit, and the retry resumes."""
-    from test_resume import analysed, make_project
+    from slow_project import analysed, make_project
 
     env, cpus = slurm
     # 100 s of work against a 1-minute limit (2 minutes for the retry).
@@ -214,7 +214,7 @@ def test_batches_run_side_by_side(slurm, tmp_path):
     the packing it gives gridfit's batches: their runs overlap. A packed group job
     runs its batches one after another (plugin 2.8.0, jobstep 0.6.1: a blocking
     srun per batch under --jobs 1), which fails this test."""
-    from test_resume import make_project
+    from slow_project import make_project
 
     env, cpus = slurm
     assert cpus >= 2, "side by side needs a node with 2 CPUs (STARBATCH_SLURM_CPUS)"

@@ -1,7 +1,7 @@
 """POOR_FIT means something: spectra the models cannot describe (a hot star beyond the
 grid, a featureless continuum, a strong artefact, a wrong wavelength solution) are
 flagged by every label analysis, a star inside the model is not (the real DR17 files:
-tests/test_real_spectra.py)."""
+tests/workflow/test_real_spectra.py)."""
 
 import numpy as np
 import pytest

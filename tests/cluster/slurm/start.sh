@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Start a throw-away one-node SLURM (Debian slurmctld + slurmd + munge) for the
-# SLURM integration test (tests/test_slurm.py); see docs/cluster.md.
+# SLURM integration test (tests/cluster/test_slurm.py); see docs/cluster.md.
 #
-#   tests/slurm/start.sh [STATE_DIR]      (as root; stop with tests/slurm/stop.sh STATE_DIR)
+#   tests/cluster/slurm/start.sh [STATE_DIR]      (as root; stop with tests/cluster/slurm/stop.sh STATE_DIR)
 #
 # Everything SLURM writes (slurm.conf, state, spool, logs, pid files) goes under
 # STATE_DIR (default $STARBATCH_SLURM_DIR or /tmp/starbatch-slurm). Clients find
@@ -28,7 +28,7 @@ STARTED=0
 die() {
     echo "start.sh: $*" >&2
     if [ "$STARTED" = 1 ]; then
-        echo "start.sh: stop what did start with: tests/slurm/stop.sh $STATE" >&2
+        echo "start.sh: stop what did start with: tests/cluster/slurm/stop.sh $STATE" >&2
         for log in "$STATE"/log/*.log; do
             [ -s "$log" ] && { echo "--- $log (tail)" >&2; tail -n 20 "$log" >&2; }
         done
@@ -50,7 +50,7 @@ fi
 # A previous run that was not stopped (crashed test): start from scratch. Never
 # empty a folder that is not ours.
 if [ -e "$STATE/slurm.conf" ]; then
-    grep -q "^# Written by tests/slurm/start.sh" "$STATE/slurm.conf" \
+    grep -q "^# Written by tests/cluster/slurm/start.sh" "$STATE/slurm.conf" \
         || die "$STATE/slurm.conf was not written by start.sh; give another STATE_DIR"
     "$HERE/stop.sh" "$STATE" >&2 || true
     rm -rf "$STATE"
@@ -94,7 +94,7 @@ CTLD_PORT=${PORTS%-*}
 SLURMD_PORT=${PORTS#*-}
 
 cat >"$STATE/slurm.conf" <<CONF
-# Written by tests/slurm/start.sh: a one-node test cluster on $HOST.
+# Written by tests/cluster/slurm/start.sh: a one-node test cluster on $HOST.
 ClusterName=starbatch
 SlurmctldHost=$HOST
 SlurmctldPort=$CTLD_PORT

@@ -5,11 +5,11 @@ import json
 
 import pandas as pd
 import pytest
+from test_planning import HEADER, make_files, write
 
 from starbatch.engine.plan import make, record
 from starbatch.engine.plan.make import PlanRequest, make_plan
 from starbatch.engine.plan.table import TableError, load_tasks
-from test_planning import HEADER, make_files, write
 
 ROWS = "".join(f"MyAnalysisTask,apo25m,f,o{i},1,1,\n" for i in range(5))
 

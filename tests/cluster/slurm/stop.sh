@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Stop the test cluster started by tests/slurm/start.sh:
+# Stop the test cluster started by tests/cluster/slurm/start.sh:
 #
-#   tests/slurm/stop.sh [STATE_DIR]
+#   tests/cluster/slurm/stop.sh [STATE_DIR]
 #
 # scontrol shutdown (slurmctld and slurmd), then the daemons by their pid files
 # if they linger, then /etc/slurm/slurm.conf as it was, then munged if start.sh

@@ -24,7 +24,7 @@ from starbatch.engine.results import read_table, write_fits
 from starbatch.report.compare import comparison_table, write_comparison
 from starbatch.report.interactive import comparison_page
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_parquet_keeps_units_descriptions_flags_and_nulls(tmp_path):

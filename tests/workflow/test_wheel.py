@@ -20,7 +20,7 @@ import pytest
 from starbatch.engine.results import read_table
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
