@@ -17,8 +17,9 @@ SUMMARY = Path("results/summary.fits")
 SKIPPED = Path("results/plan/skipped.csv")
 CONFIG = Path("config/config.yaml")
 RUN_PID = Path(".starbatch/run.pid")
-# Options that say how many jobs run at once (else `run` asks for every core).
-PARALLELISM = ("--cores", "-c", "--jobs", "-j", "--profile", "--executor", "-e")
+# Options that say how many jobs run at once (else `run` asks for every core); -c8, -j8
+# and -e slurm count too.
+PARALLELISM = ("--cores", "--jobs", "--profile", "--executor")
 
 
 def snakemake_command(args: Sequence[str]) -> list[str]:
@@ -30,8 +31,7 @@ def snakemake_command(args: Sequence[str]) -> list[str]:
             shipped = PROFILES / args[i + 1]
             if shipped.is_dir():
                 args[i + 1] = str(shipped)
-    given = {a.split("=", 1)[0] for a in args}
-    if not given & set(PARALLELISM):
+    if not any(a.split("=", 1)[0] in PARALLELISM or a[:2] in ("-c", "-j", "-e") for a in args):
         args = ["--cores", "all", *args]
     return [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), *args]
 
