@@ -208,9 +208,13 @@ def test_interactive_page_renders_every_point_in_chromium(tmp_path):
         text=True,
         timeout=120,
     ).stdout
-    # plotly draws each marker as an SVG <path class="point">: two traces of n points.
-    assert len(re.findall(r'class="point"', dom)) == 2 * n, dom[-2000:]
+    # plotly draws each marker as an SVG <path class="point">: Teff's two analyses against
+    # gridfit and their differences, four traces of n points; the other labels' wait for
+    # their buttons.
+    assert len(re.findall(r'class="point"', dom)) == 4 * n, dom[-2000:]
     assert 'class="main-svg"' in dom and "apogeenet" in dom and "cannon" in dom
+    assert all(f">{label}<" in dom for label in ("Teff", "log g", "[Fe/H]"))  # the buttons
+    assert "analysis - gridfit (K)" in dom
 
 
 def readme_query() -> str:

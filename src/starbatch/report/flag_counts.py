@@ -60,7 +60,9 @@ def _plot(rows: list[dict], output) -> None:
     height = 1.5 + 0.32 * max(len(rows), 1)
     fig, ax = plt.subplots(figsize=(width, height), dpi=110)
     if rows:
-        ax.imshow(share, cmap="Blues", vmin=0, vmax=1.4, aspect="auto")
+        # Any count shows as a tint, however small its share; more rows, darker.
+        shade = np.where(counts > 0, 0.15 + 0.85 * share, 0.0)
+        ax.imshow(shade, cmap="Blues", vmin=0, vmax=1.4, aspect="auto")
         for (i, j), count in np.ndenumerate(counts):
             text = f"{count:.0f}" if count else "."
             ax.text(j, i, text, ha="center", va="center", fontsize=8,
@@ -74,4 +76,4 @@ def _plot(rows: list[dict], output) -> None:
     ax.set_title("Rows with each flag, per analysis (rows in brackets; a row may have several)",
                  fontsize=9)  # fmt: skip
     left = (0.3 + 0.075 * max(map(len, names), default=8)) / width
-    save(fig, output, dict(left=left, right=0.98, bottom=1.0 / height, top=1 - 0.45 / height))
+    save(fig, output, dict(left=left, right=0.98, bottom=0.8 / height, top=1 - 0.45 / height))

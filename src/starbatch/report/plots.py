@@ -50,7 +50,12 @@ def kiel_diagram(summary_path, output) -> None:
     save(fig, output, dict(left=0.13, right=0.97, bottom=0.11, top=0.93))
 
 
-LABELS = (("teff", "K"), ("logg", "dex"), ("feh", "dex"))
+# (column, name, unit, format of bias and scatter)
+LABELS = (
+    ("teff", "Teff", "K", ".0f"),
+    ("logg", "log g", "dex", ".3f"),
+    ("feh", "[Fe/H]", "dex", ".3f"),
+)
 
 
 def truth_vs_fit(truth_csv, summary_path, output) -> None:
@@ -69,42 +74,50 @@ def truth_vs_fit(truth_csv, summary_path, output) -> None:
     matched = fit[fit["obj"].isin(truth["obj"]) & np.isfinite(fit["teff"])] if len(fit) else fit
     analyses = sorted(matched["analysis"].unique()) if len(matched) else []
     nrow = max(len(analyses), 1)
-    fig, axes = plt.subplots(nrow, 3, figsize=(12, 3.2 * nrow + 0.6), dpi=100, squeeze=False)
+    height = 3.2 * nrow + 0.6  # inches: margins in inches, as fractions of it
+    fig, axes = plt.subplots(nrow, 3, figsize=(12, height), dpi=100, squeeze=False)
     for row, analysis in enumerate(analyses):
         both = truth.merge(fit[fit["analysis"] == analysis], on="obj", suffixes=("_true", ""))
-        for ax, (label, unit) in zip(axes[row], LABELS, strict=True):
+        for ax, (label, name, unit, form) in zip(axes[row], LABELS, strict=True):
             t, f = both[f"{label}_true"], both[label]
             ax.errorbar(t, f, yerr=both[f"{label}_err"], fmt=".", ms=3, alpha=0.6, elinewidth=0.5)
             lims = [min(t.min(), f.min()), max(t.max(), f.max())] if len(both) else [0, 1]
             ax.plot(lims, lims, "k--", lw=0.8)
             d = f - t
-            ax.text(0.03, 0.97, f"N={len(both)}\nbias {d.median():+.3g} {unit}\n"
-                    f"scatter {d.std():.3g} {unit}", transform=ax.transAxes, va="top",
-                    fontsize=8, bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})  # fmt: skip
-            ax.set_xlabel(f"true {label} ({unit})")
-            ax.set_ylabel(
-                f"{analysis}\n{label} ({unit})" if label == "teff" else f"{label} ({unit})"
-            )
-    fig.suptitle("Demo: estimates against the truth for the synthetic spectra (unflagged rows)")
-    save(
-        fig,
-        output,
-        dict(
-            left=0.08,
-            right=0.98,
-            bottom=0.3 / nrow + 0.04,
-            top=1 - 0.5 / (3.2 * nrow + 0.6),
-            hspace=0.35,
-            wspace=0.3,
-        ),
+            stats = f"N={len(both)}\nbias {d.median():+{form}} {unit}\nscatter {d.std():{form}}"
+            box = {"facecolor": "white", "alpha": 0.8, "lw": 0}
+            ax.text(0.03, 0.97, f"{stats} {unit}", transform=ax.transAxes, va="top", fontsize=8,
+                    bbox=box)  # fmt: skip
+            ax.set_xlabel(f"true {name} ({unit})")
+            row_name = f"{analysis}\n" if label == "teff" else ""  # the row's analysis, once
+            ax.set_ylabel(f"{row_name}{name} ({unit})")
+    fig.suptitle(
+        "Demo: estimates against the truth for the synthetic spectra (unflagged rows)",
+        y=1 - 0.2 / height,
     )
+    margins = dict(left=0.08, right=0.98, bottom=0.55 / height, top=1 - 0.65 / height)
+    save(fig, output, {**margins, "hspace": 0.35, "wspace": 0.3})
 
 
-def analysis_colours(names) -> dict:
-    """A colour per analysis, none repeated for up to 20 (tab20, then tab20b)."""
+# Marker per data product of the label analyses' variants (analyses.registry.family).
+PRODUCT_MARKERS = {"apstar": "o", "visit": "^", "dr19": "s", "visit_dr19": "v", "mwm": "D",
+                   "mwmvisit": "P"}  # fmt: skip
+
+
+def analysis_styles(names) -> dict:
+    """{analysis: (colour, marker)}: a colour per method (gridfit, apogeenet, cannon and
+    each other analysis), a marker per data product, so variants read as their method."""
+    from starbatch.analyses.registry import family
+
     plt = _pyplot()
-    palette = [*plt.cm.tab20.colors, *plt.cm.tab20b.colors]
-    return {name: palette[i % len(palette)] for i, name in enumerate(sorted(names))}
+    palette = [*plt.cm.tab10.colors, *plt.cm.Dark2.colors]
+    kinds = {name: family(name) or (name, "apstar") for name in names}
+    methods = sorted({method for method, _ in kinds.values()})
+    colour = {method: palette[i % len(palette)] for i, method in enumerate(methods)}
+    return {
+        name: (colour[method], PRODUCT_MARKERS.get(product, "o"))
+        for name, (method, product) in sorted(kinds.items())
+    }
 
 
 # Set-up shares of a batch drawn as guides: auto sizing's default target, and even.
@@ -121,21 +134,22 @@ def batch_timing(summary_path, output) -> None:
     fig, ax = plt.subplots(figsize=(9, 5), dpi=110)
     floor = 1e-3  # seconds: a batch's cheaper side is drawn here, not at 0 (log axes)
     span = [np.inf, 0.0]
-    for analysis, colour in analysis_colours(names).items():
+    for analysis, (colour, marker) in analysis_styles(names).items():
         mine = cols["analysis"] == analysis
         batches, index = np.unique(cols["batch"][mine], return_inverse=True)
         setup = np.bincount(index, weights=cols["setup_share_s"][mine], minlength=len(batches))
         work = np.bincount(index, weights=cols["time_s"][mine], minlength=len(batches))
         setup, work = np.maximum(setup, floor), np.maximum(work, floor)
-        ax.scatter(work, setup, s=22, color=colour, label=f"{analysis} ({len(batches)})")
+        label = f"{analysis} ({len(batches)})"
+        ax.scatter(work, setup, s=26, color=colour, marker=marker, label=label, alpha=0.85)
         span = [min(span[0], work.min(), setup.min()), max(span[1], work.max(), setup.max())]
     if names:
         lo, hi = span[0] / 2, span[1] * 2
+        ax.set_ylim(lo, hi)
         work = np.array([lo, hi])
-        for share in SHARES:
-            ax.plot(work, work * share / (1 - share), "k--" if share == 0.05 else "k:", lw=0.8)
-            ax.annotate(f"set-up {share:.0%} of a batch", (hi, hi * share / (1 - share)),
-                        ha="right", va="bottom", fontsize=8)  # fmt: skip
+        for share, style in zip(SHARES, ("k--", "k:"), strict=True):
+            label = f"set-up {share:.0%} of a batch"
+            ax.plot(work, work * share / (1 - share), style, lw=0.8, label=label)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(lo, hi)
