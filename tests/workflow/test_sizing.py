@@ -16,6 +16,7 @@ from starbatch.engine.plan.sizing import (
     batch_costs,
     choose_size,
     measured_costs,
+    one_round,
     read_sizes,
     resolve_sizes,
 )
@@ -35,6 +36,18 @@ def test_time_limit_wins_over_the_setup_share():
     size, why = choose_size(costs, setup_share=0.05, batch_minutes=60)
     assert size == 300 and costs.batch_seconds(size) <= 3600 < costs.batch_seconds(size + 1)
     assert "within 60 min" in why and "measured on 3 batch(es)" in why
+
+
+def test_a_cheap_analysis_gets_one_round_of_batches_within_the_time_limit():
+    cheap = Costs(setup_s=2.0, per_obs_s=0.05, batches=4)
+    assert one_round(40, 2000, 2, cheap, batch_minutes=60) == (
+        1000,
+        "; raised to 1000: one round of 2 batches at a time",
+    )
+    size, note = one_round(40, 200_000, 2, cheap, batch_minutes=60)
+    assert size == 71960 and "capped at 60 min" in note  # (3600 - 2) / 0.05
+    assert one_round(4000, 2000, 2, cheap, batch_minutes=60) == (4000, "")  # never lowered
+    assert one_round(40, 2000, 1, cheap, batch_minutes=60) == (40, "")  # parallelism unknown
 
 
 def test_auto_size_is_kept_until_a_resize_and_fixed_sizes_pass_through():

@@ -8,12 +8,16 @@ at most ``target_setup_share`` and caps n so that a batch runs at most
 (their result headers and Snakemake benchmark files) or, before any run, from what the
 analysis declares (Analysis.resources, also the SLURM defaults).
 
-A chosen size is then balanced over the batches that run at once (``parallel_batches``:
-the run's --cores; on a cluster, what the config says): an analysis gets at least that many batches
-when it has that many observations, and its batch count is rounded up to whole rounds
-of them at equal sizes, so no core idles while the last batch runs alone. This can lift
-the set-up share above the target (at most parallel_batches - 1 more batches); the
-time limit only gets easier.
+A chosen size then fits the batches that run at once (``parallel_batches``: the run's
+--cores; on a cluster, what the config says). It is raised to one round of them (every
+core one batch, the set-up paid least often) where such a batch stays within
+``target_batch_minutes``: the journal makes a large batch safe to interrupt. And it is
+balanced: an analysis gets at least that many batches when it has that many
+observations, and its batch count is rounded up to whole rounds of them at equal sizes,
+so no core idles while the last batch runs alone. Balancing can lift the set-up share
+above the target (at most parallel_batches - 1 more batches); the time limit only gets
+easier. With parallel_batches 1 (a cluster's default: its parallelism is not known)
+neither applies.
 
 Sizes are stable: once chosen, an analysis's size is recorded in the plan directory
 (sizes.json) and reused, so re-plans, no-op reruns and appended rows behave exactly as
@@ -97,6 +101,25 @@ def choose_size(
         f"{share} ({costs.source}): {wanted} keeps the set-up at "
         f"{costs.setup_share(wanted):.1%} of a batch (target {setup_share:.0%}), "
         f"{costs.batch_seconds(wanted) / 60:.1f} min per batch"
+    )
+
+
+def one_round(
+    size: int, rows: int, parallel: int, costs: Costs, batch_minutes: float
+) -> tuple[int, str]:
+    """(size, note): ``size`` raised to one round of ``parallel`` batches (every core
+    one batch, the set-up paid least often) where a batch of that size stays within
+    ``batch_minutes``; a journal makes a large batch safe to interrupt. Unchanged for
+    one batch at a time (a cluster's parallelism is not known) or no rows."""
+    if parallel <= 1 or rows <= 0:
+        return size, ""
+    rounds = math.ceil(rows / parallel)
+    longest = max(1, math.floor((batch_minutes * 60 - costs.setup_s) / max(costs.per_obs_s, 1e-9)))
+    wanted = min(rounds, longest)
+    if wanted <= size:
+        return size, ""
+    return wanted, f"; raised to {wanted}: one round of {parallel} batches at a time" + (
+        f" (capped at {batch_minutes:g} min)" if wanted < rounds else ""
     )
 
 
@@ -256,9 +279,11 @@ def resolve_sizes(
         else:
             if counts is None:
                 counts = rows() if rows is not None else {}
+            n_rows = int(counts.get(analysis, 0))
             size, mode = recommended, AUTO
-            size, note = balance(size, int(counts.get(analysis, 0)), parallel)
-            why += note
+            size, note = one_round(size, n_rows, parallel, costs, batch_minutes)
+            size, balanced = balance(size, n_rows, parallel)
+            why += note + balanced
         sizes[analysis] = size
         records[analysis] = {
             "max_batch_size": size,
