@@ -197,6 +197,7 @@ class Supervised:
 
     def __init__(self, plan: dict, root, output, insignificant, run: RunSettings, new_worker):
         self.plan, self.run, self.new_worker = plan, run, new_worker
+        self.began, self.first = time.perf_counter(), None
         self.worker = new_worker()
         hello = self._expect("hello", "import of the analysis")
         self.declaration = Declaration.from_json(hello["declaration"])
@@ -340,6 +341,9 @@ class Supervised:
         return time.perf_counter()
 
     def _done(self, chunk: list, message: dict) -> None:
+        if self.first is None:  # how soon a job gets to work (a cluster's job start)
+            self.first = time.perf_counter() - self.began
+            log.info("first observation(s) done %.2f s after the batch job began", self.first)
         for entry in message["records"]:
             i = int(entry["i"])
             self.outcomes[i] = _from_record(self.tasks[i], entry)
@@ -441,6 +445,8 @@ class Supervised:
         header["LOOP_S"] = (round(self.shares["loop_s"], 3), "seconds in the member loop")
         header["NRUN"] = (len(self.todo), "members analysed in this run (not resumed)")
         header["NWORKER"] = (self.workers, "worker processes (more: a member stopped one)")
+        first = -1.0 if self.first is None else round(self.first, 3)
+        header["FIRST_S"] = (first, "seconds from the script's start to a first result")
         # The job's memory for sizing (engine/sizing.py): Snakemake's benchmark samples too
         # rarely to see a short batch's peak.
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
