@@ -38,8 +38,8 @@ def snakemake_command(args: Sequence[str]) -> list[str]:
 
 def run(args: Sequence[str], directory: Path = Path(".")) -> int:
     """Snakemake on the packaged workflow in ``directory``; its exit status. A lock left
-    by an earlier `starbatch run` that was killed (its process is gone) is removed first:
-    a plain rerun then continues where it stopped."""
+    by an earlier `starbatch run` whose Snakemake was killed (it is gone) is removed
+    first: a plain rerun then continues where it stopped."""
     directory = Path(directory)
     if not (directory / CONFIG).exists():
         print(
@@ -51,11 +51,15 @@ def run(args: Sequence[str], directory: Path = Path(".")) -> int:
     _unlock_after_a_killed_run(directory)
     pid = directory / RUN_PID
     pid.parent.mkdir(parents=True, exist_ok=True)
-    pid.write_text(f"{os.getpid()}\n")
+    proc = subprocess.Popen(snakemake_command(args), cwd=directory)
+    pid.write_text(f"{proc.pid}\n")  # Snakemake's own: it may outlive this process
     try:
-        return subprocess.call(snakemake_command(args), cwd=directory)
+        return proc.wait()
+    except KeyboardInterrupt:  # Snakemake got the Ctrl-C too: let it stop its jobs
+        return proc.wait()
     finally:
-        pid.unlink(missing_ok=True)
+        if proc.poll() is not None:
+            pid.unlink(missing_ok=True)
 
 
 def _unlock_after_a_killed_run(directory: Path) -> None:
@@ -65,7 +69,7 @@ def _unlock_after_a_killed_run(directory: Path) -> None:
         return  # no earlier `starbatch run` left a lock (a plain snakemake's is its own)
     try:
         os.kill(int(pid.read_text()), 0)
-        return  # that run is alive
+        return  # that run's Snakemake is alive
     except ProcessLookupError:
         pass
     except (ValueError, PermissionError):

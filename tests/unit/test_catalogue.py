@@ -1,6 +1,6 @@
 """The catalogue: Parquet summaries with units and descriptions in the schema, the
 star-by-star comparison table (Parquet and FITS), its interactive page rendered by a
-real headless Chromium, and the README's DuckDB query run as written."""
+real headless Chromium, and the DuckDB query of docs/results.md run as written."""
 
 import json
 import re
@@ -218,14 +218,14 @@ def test_interactive_page_renders_every_point_in_chromium(tmp_path):
 
 
 def readme_query() -> str:
-    text = (REPO / "README.md").read_text()
+    text = (REPO / "docs/results.md").read_text()
     match = re.search(r"<!-- duckdb-query -->\s*```sql\n(.*?)```", text, re.S)
-    assert match, "README has no ```sql block after <!-- duckdb-query -->"
+    assert match, "docs/results.md has no ```sql block after <!-- duckdb-query -->"
     return match.group(1)
 
 
 def test_the_readme_duckdb_query_runs_as_written(tmp_path, summaries, monkeypatch):
-    """The query from the README, on the files the workflow writes (same names)."""
+    """The query from docs/results.md, on the files the workflow writes (same names)."""
     paths = _write_summaries(tmp_path, summaries)
     (tmp_path / "results/compare").mkdir(parents=True)
     write_comparison(paths, tmp_path / "results/compare/labels.parquet", tmp_path / "c.fits")

@@ -101,7 +101,7 @@ def test_real_spectra_give_plausible_labels(direct, analysis, obj):
     print(analysis, obj, {k: round(v, 3) for k, v in result.items() if k != "flag"})
 
 
-# A target not met (see the README's real-spectra table): apogeenet-v2 puts the bulge M
+# A target not met (see the real-spectra table of docs/analyses.md): apogeenet-v2 puts the bulge M
 # giant at logg ~1.1 (DR17 RV fit 0.53; gridfit and cannon 0.56). Strict: it fails loudly
 # once a model meets it.
 NOT_MET = {("apogeenet", "2M17335483-2753043"): "apogeenet-v2: M giant logg ~1.1 vs 0.53"}

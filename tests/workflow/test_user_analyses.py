@@ -1,7 +1,7 @@
 """Analyses from outside starbatch: a user's module named in the config, an installed
 package's entry point, and starbatch used as a Snakemake module from a user's own
 Snakefile. Each is a project directory outside the repository, run on the real DR17
-files; the analysis is docs/examples/linedepth.py (the README's example)."""
+files; the analysis is the example `starbatch init` writes (the README's)."""
 
 import os
 import shutil

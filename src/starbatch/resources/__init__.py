@@ -27,7 +27,7 @@ def model_path(filename: str) -> str:
 
 def project_models_state() -> str:
     """The project's own model files, by name, size and mtime: one appearing replaces
-    a shipped file (model_path), so a plan must notice (engine/plancache.py)."""
+    a shipped file (model_path), so a plan must notice (engine/plan/record.py)."""
     if not PROJECT_MODELS.is_dir():
         return ""
     return ";".join(

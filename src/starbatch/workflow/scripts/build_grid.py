@@ -1,6 +1,6 @@
 """Build a gridfit model grid from the emulator (Snakemake `script:` or CLI).
 
-CLI: python scripts/build_grid.py EMULATOR.npz OUT.npz --teff 3500 7000 250 \
+CLI: python $SCRIPTS/build_grid.py EMULATOR.npz OUT.npz --teff 3500 7000 250 \
          --logg 0 5 0.5 --feh -2.5 0.5 0.25
 """
 

@@ -10,8 +10,8 @@ this prints it again). With --excess --store, cannon's is written into the model
 loads (and its scores JSON), as training does: for a file made before training did.
 
 CLI (gridfit needs resources/grids/demo.npz):
-    python scripts/calibrate_model_error.py [--n 100] [--seed 3000] [--analyses gridfit]
-    python scripts/calibrate_model_error.py --excess [--n 100] [--seed 5000]
+    python $SCRIPTS/calibrate_model_error.py [--n 100] [--seed 3000] [--analyses gridfit]
+    python $SCRIPTS/calibrate_model_error.py --excess [--n 100] [--seed 5000]
 """
 
 import argparse

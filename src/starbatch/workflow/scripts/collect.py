@@ -1,6 +1,6 @@
 """Merge result tables (one stage of the staged aggregation).
 
-CLI: python scripts/collect.py OUT.fits [--csv OUT.csv] [--parquet OUT.parquet] \
+CLI: python $SCRIPTS/collect.py OUT.fits [--csv OUT.csv] [--parquet OUT.parquet] \
          [--failed FAILED.csv [--skipped results/plan/skipped.csv]] IN.fits ...
 """
 

@@ -1,7 +1,7 @@
 """The star-by-star comparison of the label analyses (Parquet, FITS) and its
 interactive HTML page.
 
-CLI: python scripts/compare.py --parquet results/compare/labels.parquet \
+CLI: python $SCRIPTS/compare.py --parquet results/compare/labels.parquet \
          --fits results/compare/labels.fits --html results/plots/compare.html \
          results/gridfit/summary.parquet results/apogeenet/summary.parquet ...
 """

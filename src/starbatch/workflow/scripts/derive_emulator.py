@@ -1,6 +1,6 @@
 """Derive the committed apStar-grid emulator from Doppler's cool-star Cannon model.
 
-Usage: python scripts/derive_emulator.py SRC.npz OUT.npz [--resolution 22500]
+Usage: python $SCRIPTS/derive_emulator.py SRC.npz OUT.npz [--resolution 22500]
 (see scripts/starbatch/resources/emulator/README.md for the exact command used).
 """
 

@@ -5,7 +5,7 @@ truth-vs-estimate plots.
 
 CLI (gridfit needs resources/grids/demo.npz, built by
 `snakemake resources/grids/demo.npz`):
-    python scripts/evaluate_accuracy.py results/evaluation/accuracy.tsv \
+    python $SCRIPTS/evaluate_accuracy.py results/evaluation/accuracy.tsv \
         results/evaluation/accuracy.png [--n 100] [--snr 20 50 100 200] [--seed 777]
 """
 

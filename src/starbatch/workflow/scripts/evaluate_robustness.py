@@ -6,7 +6,7 @@ label per analysis per S/N, then the targets (|bias| at S/N 100; apogeenet's sca
 within 1.5x cannon's at S/N 50) with the measured values.
 
 CLI (gridfit needs resources/grids/demo.npz):
-    python scripts/evaluate_robustness.py results/evaluation/robustness.tsv \
+    python $SCRIPTS/evaluate_robustness.py results/evaluation/robustness.tsv \
         [--n 100] [--snr 20 50 100 200] [--seed 4242]
 """
 

@@ -1,8 +1,8 @@
 """Make the demo data: synthetic apStar (DR17, DR19) and mwmStar files with known labels
 in the SDSS layouts.
 
-CLI: python scripts/make_demo.py --root resources/demo/sas --truth resources/demo/truth.csv
-     python scripts/make_demo.py --table config/observations.csv   (the matching table)
+CLI: python $SCRIPTS/make_demo.py --root resources/demo/sas --truth resources/demo/truth.csv
+     python $SCRIPTS/make_demo.py --table config/observations.csv   (the matching table)
 """
 
 import argparse

@@ -2,7 +2,7 @@
 set-up time, and time per spectrum handed over singly vs in vectorised chunks.
 
 CLI (from the repository root; gridfit needs resources/grids/demo.npz):
-    python scripts/measure_cost.py results/evaluation/cost.tsv [--n 64] [--seed 778]
+    python $SCRIPTS/measure_cost.py results/evaluation/cost.tsv [--n 64] [--seed 778]
 """
 
 import argparse

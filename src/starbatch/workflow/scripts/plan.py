@@ -1,6 +1,6 @@
 """Plan batches from the observation table: the checkpoint's entry point.
 
-CLI: python scripts/plan.py --table config/observations.csv --root $SAS_BASE_DIR \
+CLI: python $SCRIPTS/plan.py --table config/observations.csv --root $SAS_BASE_DIR \
          --plan-dir results/plan --max-batch-size 100
 """
 

@@ -2,7 +2,7 @@
 the Kiel diagram of the gridfit results, the per-batch timing, the flags per
 analysis (a TSV and a bar chart), and what batching cost (a TSV, report/costs.py).
 
-CLI: python scripts/plot.py results/summary.fits results/plots/kiel.png \
+CLI: python $SCRIPTS/plot.py results/summary.fits results/plots/kiel.png \
          results/plots/timing.png [--flags-table results/flags.tsv] \
          [--flags results/plots/flags.png]
 """

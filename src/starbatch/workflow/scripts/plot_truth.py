@@ -1,6 +1,6 @@
 """Truth vs estimate for the demo's synthetic spectra (every labelling analysis).
 
-CLI: python scripts/plot_truth.py resources/demo/truth.csv results/summary.fits OUT.png
+CLI: python $SCRIPTS/plot_truth.py resources/demo/truth.csv results/summary.fits OUT.png
 """
 
 import argparse

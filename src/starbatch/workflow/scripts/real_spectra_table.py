@@ -1,10 +1,11 @@
-"""gridfit, apogeenet and cannon on the four real DR17 files in resources/real, beside
-the labels in the files' own headers (CLI): prints the Markdown table of docs/analyses.md,
-then the goodness of fit of spectra outside the models (offline.out_of_model).
+"""gridfit, apogeenet and cannon on the four real DR17 files shipped with starbatch
+(starbatch.resources.REAL_SAS), beside the labels in the files' own headers (CLI):
+prints the Markdown table of docs/analyses.md, then the goodness of fit of spectra
+outside the models (offline.out_of_model).
 
-CLI (from the repository root; gridfit needs resources/grids/demo.npz, built by
-`snakemake --cores 2 resources/grids/demo.npz`):
-    python scripts/real_spectra_table.py [--sas resources/real/sas]
+CLI (in a project; gridfit needs resources/grids/demo.npz, built by
+`starbatch run resources/grids/demo.npz`; $SCRIPTS: the workflow's scripts folder):
+    python $SCRIPTS/real_spectra_table.py [--sas SAS_ROOT]
 """
 
 import argparse

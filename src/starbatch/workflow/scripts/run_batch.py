@@ -1,6 +1,6 @@
 """Run one batch: load the analysis once, analyse every member, write its table.
 
-CLI: python scripts/run_batch.py results/plan/batches/BATCH.json --root $SAS_BASE_DIR \
+CLI: python $SCRIPTS/run_batch.py results/plan/batches/BATCH.json --root $SAS_BASE_DIR \
          --output results/batches/BATCH.fits
 """
 

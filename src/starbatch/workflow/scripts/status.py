@@ -3,7 +3,7 @@ analysis, tasks done, failed (by flag), not run (file missing at planning), and 
 (input file changed since the row was made, or the model the next run would load is
 not the one it was made with). `starbatch rerun failed|stale` reruns them.
 
-CLI (in a project directory): python scripts/status.py
+CLI (in a project directory): python $SCRIPTS/status.py
 """
 
 import logging

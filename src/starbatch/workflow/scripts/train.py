@@ -1,7 +1,7 @@
 """Train a learned analysis (apogeenet or cannon) on synthetic spectra from the
 emulator (Snakemake `script:` or CLI).
 
-CLI: python scripts/train.py apogeenet resources/models/apogeenet-v1.train.json \
+CLI: python $SCRIPTS/train.py apogeenet resources/models/apogeenet-v1.train.json \
          resources/models/apogeenet-v1.pt resources/models/apogeenet-v1.scores.json \
          [--emulator EMULATOR.npz]
      (cannon likewise, with resources/models/cannon-v1.{train.json,npz,scores.json})

@@ -10,7 +10,7 @@ import pytest
 
 from starbatch.engine import flags
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FLAG_TABLE = "<!-- flag-table -->"
 # A Markdown link or image: [text](target) or ![alt](target); the target up to a space
