@@ -1,0 +1,308 @@
+"""Just enough FITS for the APOGEE readers, read with ``os.pread``: every HDU's header
+(all are walked on opening, to count the HDUs and to find a truncated file, as
+astropy.io.fits does), the cards the readers ask for, and only the pixels they use (one
+apStar row, one table cell).
+
+Why not a FITS library here: the readers' budget is 0.4 ms per file, and measured on the
+DR17/DR19/mwm files (docs/benchmarks.md, "Reading spectra") astropy.io.fits needs ~1 ms
+to open one, and fitsio (cfitsio) needs 0.6-0.9 ms just to list the HDUs of a file with
+binary tables (cfitsio scans the header once per key it looks up) and reads a header in
+time quadratic in its cards (1.5 ms for the 121 cards of a real apStar HDU0).
+tests/test_readers_fast.py checks every reader built on this module against
+astropy.io.fits on real, synthetic and broken files.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from functools import cached_property
+
+import numpy as np
+
+BLOCK = 2880
+CARD = 80
+_END = b"END     "
+
+# Image BITPIX and binary-table TFORM letters -> big-endian numpy dtype.
+_BITPIX = {8: "u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+_TFORM_DTYPE = {"B": "u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": ">f8"}
+# Bytes per element of every TFORM letter (X: bits), to find a column's offset in a row.
+_TFORM_BYTES = {**{k: np.dtype(v).itemsize for k, v in _TFORM_DTYPE.items()}, "A": 1}
+_TFORM_BYTES.update(L=1, C=8, M=16, P=8, Q=16)
+_TFORM = re.compile(r"\s*(\d*)([LXBIJKAEDCMPQ])")
+_INDEXED = {
+    keyword: re.compile(rb"\n%s(\d+ *)= *'([^']*(?:''[^']*)*)'" % keyword.encode())
+    for keyword in ("TTYPE", "TFORM")
+}
+_STRING = re.compile(r"\s*'((?:[^']|'')*)'")
+_NUMBER = re.compile(r"[+-]?(\.\d+|\d+(\.\d*)?)([DE][+-]?\d+)?")
+# XTENSION -> astropy's HDU class name, which the readers' messages use.
+_KIND = {"IMAGE": "ImageHDU", "BINTABLE": "BinTableHDU", "TABLE": "TableHDU"}
+
+
+class FitsError(ValueError):
+    """Not FITS, truncated, or a structure this module does not read (the message does
+    not name the file: the readers add it)."""
+
+
+def card_value(field: str):
+    """A card's value field (columns 11-80) as astropy.io.fits parses it: a string
+    (quotes undone, trailing blanks dropped), bool, int or float; None when undefined."""
+    if field.startswith("'"):  # the usual fixed format, quickly: no '' in the string
+        end = field.find("'", 1)
+        if end > 0 and field[end + 1 : end + 2] != "'":
+            return field[1:end].rstrip()
+    string = _STRING.match(field)
+    if string:
+        return string.group(1).replace("''", "'").rstrip()
+    text = field.split("/", 1)[0].strip()
+    if text in ("T", "F"):
+        return text == "T"
+    number = _NUMBER.fullmatch(text)
+    if number is None:
+        return None
+    if number.group(3) is None and "." not in text:
+        return int(text)
+    return float(text.replace("D", "E"))
+
+
+class HDU:
+    """One HDU: its header (the bytes up to END) and where its data are. Keyword
+    lookups give the first card with that keyword, as astropy's ``header[key]`` does."""
+
+    def __init__(self, index: int, header: bytes, data_start: int):
+        self.index, self.header, self.data_start = index, header, data_start
+        # NAXISn in numpy (C) order; () when the HDU has no data axes.
+        self.shape = tuple(self._int(f"NAXIS{i}") for i in range(self._int("NAXIS"), 0, -1))
+        self.bitpix = self._int("BITPIX")
+        if self.bitpix not in _BITPIX:
+            raise FitsError(f"HDU{index}: BITPIX = {self.bitpix} is not a FITS BITPIX")
+        count = math.prod(self.shape) if self.shape else 0
+        if index and count:  # a primary HDU's random groups are not read here
+            count = self._int("GCOUNT", 1) * (self._int("PCOUNT", 0) + count)
+        blocks = -(-abs(self.bitpix) // 8 * count // BLOCK)  # ceil(bytes / BLOCK)
+        self.data_end = data_start + blocks * BLOCK
+
+    def _field(self, key: str) -> bytes | None:
+        """The value field (columns 11-80) of the first ``key`` card."""
+        at = _find_card(self.header, f"{key:<8}= ".encode())
+        return None if at < 0 else self.header[at + 10 : at + CARD]
+
+    def __contains__(self, key: str) -> bool:
+        return self._field(key) is not None
+
+    def get(self, key: str, default=None):
+        field = self._field(key)
+        value = None if field is None else card_value(field.decode("latin-1"))
+        return default if value is None else value
+
+    def _int(self, key: str, default: int | None = None) -> int:
+        """A structural keyword (BITPIX, NAXISn, ...)."""
+        field = self._field(key)
+        if field is None and default is not None:
+            return default
+        try:
+            return int(field.split(b"/", 1)[0])
+        except (AttributeError, ValueError):
+            raise FitsError(f"HDU{self.index}: no integer {key} card") from None
+
+    @cached_property
+    def kind(self) -> str:
+        """astropy's class name for this HDU: PrimaryHDU, ImageHDU, BinTableHDU, ..."""
+        if self.index == 0:
+            return "PrimaryHDU"
+        xtension = card_value(self.header[10:CARD].decode("latin-1"))  # the first card
+        return _KIND.get(str(xtension).strip().upper(), "NonstandardExtHDU")
+
+    @cached_property
+    def name(self) -> str:
+        """EXTNAME, as astropy's ``hdu.name`` (PRIMARY for an HDU0 without one)."""
+        return str(self.get("EXTNAME", "PRIMARY" if self.index == 0 else ""))
+
+    def _indexed(self, keyword: str) -> list[str]:
+        """The string values of the cards ``keyword``1..TFIELDS ("" where absent), in
+        one scan of the header (tables have 25-50 columns)."""
+        # A newline before every card lets one regex pass find them at card boundaries.
+        lines = b"\n" + b"\n".join(
+            [self.header[at : at + CARD] for at in range(0, len(self.header), CARD)]
+        )
+        values = {}
+        for n, value in reversed(_INDEXED[keyword].findall(lines)):  # the first card wins
+            if len(n) == 8 - len(keyword):  # "= " in columns 9-10
+                values[int(n)] = value
+        return [
+            values.get(n, b"").replace(b"''", b"'").decode("latin-1").rstrip()
+            for n in range(1, self.get("TFIELDS", 0) + 1)
+        ]
+
+    @cached_property
+    def columns(self) -> list[str]:
+        """A binary table's column names (TTYPEn), in order."""
+        return self._indexed("TTYPE")
+
+    def column_number(self, name: str) -> int | None:
+        """n of the first column called exactly ``name``; None if there is none. Found
+        from the name's bytes, without reading every TTYPEn card."""
+        numbers, quoted = [], b"'" + name.encode("latin-1")
+        at = self.header.find(quoted)
+        while at >= 0:
+            card = self.header[at - at % CARD : at - at % CARD + CARD]
+            number = card[5:8].rstrip()
+            if card.startswith(b"TTYPE") and card[8:10] == b"= " and number.isdigit():
+                n = int(number)
+                if n <= self.get("TFIELDS", 0) and self.get(f"TTYPE{n}") == name:
+                    numbers.append(n)
+            at = self.header.find(quoted, at + 1)
+        return min(numbers, default=None)
+
+    def has_column(self, name: str) -> bool:
+        return self.column_number(name) is not None
+
+    @cached_property
+    def _layout(self) -> list[tuple[int, int, str]]:
+        """A binary table's columns in order: (byte offset in a row, repeat, TFORM letter)."""
+        layout, offset = [], 0
+        for n, tform in enumerate(self._indexed("TFORM"), 1):
+            parsed = _TFORM.match(tform)
+            if parsed is None:
+                raise FitsError(
+                    f"HDU{self.index}: TFORM{n} = {tform!r} is not a binary-table format"
+                )
+            repeat, letter = int(parsed.group(1) or 1), parsed.group(2)
+            layout.append((offset, repeat, letter))
+            offset += -(-repeat // 8) if letter == "X" else repeat * _TFORM_BYTES[letter]
+        return layout
+
+    @property
+    def nrows(self) -> int:
+        return self.shape[0] if len(self.shape) == 2 else 0
+
+    def column(self, name: str) -> tuple[int, int, int, str]:
+        """Where column ``name`` is: (n, byte offset in a row, repeat, TFORM letter).
+        As astropy's record[name]: the first column called ``name``, else the only one
+        whose name differs in case alone."""
+        n = self.column_number(name)
+        if n is None:
+            folded = [c.lower() for c in self.columns]
+            if folded.count(name.lower()) != 1:
+                raise KeyError(name)
+            n = folded.index(name.lower()) + 1
+        return n, *self._layout[n - 1]
+
+
+def _scaling(hdu: HDU, dtype: np.dtype, scale_key: str, zero_key: str) -> np.dtype | None:
+    """The unsigned dtype for FITS's unsigned-integer convention (zero = 2**(bits-1)),
+    None when the data are not scaled. Other scalings no APOGEE product uses: refused."""
+    scale, zero = hdu.get(scale_key, 1), hdu.get(zero_key, 0)
+    if scale == 1 and zero == 0:
+        return None
+    if scale == 1 and dtype.kind == "i" and zero == 2 ** (8 * dtype.itemsize - 1):
+        return np.dtype(f"u{dtype.itemsize}")
+    raise FitsError(f"HDU{hdu.index}: scaled data ({scale_key}/{zero_key} = {scale}/{zero})")
+
+
+def _native(raw: bytes, dtype: np.dtype, unsigned: np.dtype | None) -> np.ndarray:
+    data = np.frombuffer(raw, dtype=dtype)
+    if unsigned is not None:
+        # Flipping the sign bit adds 2**(bits-1) exactly.
+        return (data.astype(dtype.newbyteorder("=")) ^ np.iinfo(dtype).min).view(unsigned)
+    return data.astype(dtype.newbyteorder("="))
+
+
+class FitsFile:
+    """An open FITS file: ``hdus`` (every header, read on opening), pixels on demand."""
+
+    def __init__(self, path):
+        self._fd = os.open(path, os.O_RDONLY)
+        try:
+            self.size = os.fstat(self._fd).st_size
+            self.hdus = self._walk()
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def __enter__(self) -> FitsFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.close(self._fd)
+
+    def _read(self, offset: int, size: int) -> bytes:
+        data = os.pread(self._fd, size, offset)
+        if len(data) != size:
+            raise FitsError(f"file ends at byte {self.size}, before byte {offset + size}")
+        return data
+
+    def _walk(self) -> list[HDU]:
+        hdus, offset = [], 0
+        while offset < self.size:
+            hdu = self._hdu(len(hdus), offset)
+            if hdu is None:
+                break
+            if hdu.data_end > self.size:
+                raise FitsError(
+                    f"truncated: HDU{hdu.index} ends at byte {hdu.data_end}, "
+                    f"the file at {self.size}"
+                )
+            hdus.append(hdu)
+            offset = hdu.data_end
+        if not hdus:
+            raise FitsError("empty or not a FITS file")
+        return hdus
+
+    def _hdu(self, index: int, offset: int) -> HDU | None:
+        """The HDU whose header starts at ``offset``; None when no more HDUs follow.
+        As astropy reads files: bytes after the last HDU that do not start a header, or
+        a header that ends in a partial block, end the list of HDUs; a header cut off
+        at a block boundary before its END card is an error."""
+        text = os.pread(self._fd, BLOCK, offset)
+        if len(text) < BLOCK or not text.startswith(b"XTENSION= " if index else b"SIMPLE  = "):
+            return None
+        end = _find_card(text, _END)
+        while end < 0:
+            block = os.pread(self._fd, BLOCK, offset + len(text))
+            if len(block) < BLOCK:
+                if block:
+                    return None
+                raise FitsError(f"HDU{index}: the file ends before the header's END card")
+            end = _find_card(text + block, _END, len(text))
+            text += block
+        return HDU(index, text[: end + CARD], offset + len(text))
+
+    def image(self, hdu: HDU, row: int | None = None) -> np.ndarray:
+        """The image of ``hdu`` in native byte order, or only its row ``row`` (along
+        the first numpy axis)."""
+        dtype = np.dtype(_BITPIX[hdu.bitpix])
+        unsigned = _scaling(hdu, dtype, "BSCALE", "BZERO")
+        shape = hdu.shape if row is None else hdu.shape[1:]
+        count = math.prod(shape)
+        start = hdu.data_start + (0 if row is None else row * count * dtype.itemsize)
+        return _native(self._read(start, count * dtype.itemsize), dtype, unsigned).reshape(shape)
+
+    def cell(self, hdu: HDU, name: str, row: int):
+        """Row ``row`` of binary-table column ``name`` (see HDU.column): a 1-D array of
+        its repeat count in native byte order, or a str (trailing blanks and NULs
+        dropped) for a character column."""
+        n, offset, repeat, letter = hdu.column(name)
+        start = hdu.data_start + row * hdu.shape[1] + offset
+        if letter == "A":
+            return self._read(start, repeat).decode("latin-1").rstrip("\0").rstrip()
+        if letter not in _TFORM_DTYPE:
+            raise FitsError(f"HDU{hdu.index}: column {name!r} has format {letter}")
+        dtype = np.dtype(_TFORM_DTYPE[letter])
+        unsigned = _scaling(hdu, dtype, f"TSCAL{n}", f"TZERO{n}")
+        return _native(self._read(start, repeat * dtype.itemsize), dtype, unsigned)
+
+
+def _find_card(text: bytes, start_of_card: bytes, start: int = 0) -> int:
+    """Offset of the first card in ``text`` (from ``start``, a card boundary) that
+    begins with ``start_of_card``; -1 if none does."""
+    # Searching for the keyword alone is ~10x quicker than for a pattern with blanks
+    # in a header, which is mostly blanks.
+    keyword = start_of_card.split(b" ", 1)[0]
+    at = text.find(keyword, start)
+    while at >= 0 and (at % CARD or not text.startswith(start_of_card, at)):
+        at = text.find(keyword, at + 1)
+    return at
