@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -32,10 +32,6 @@ _TFORM_DTYPE = {"B": "u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": 
 _TFORM_BYTES = {**{k: np.dtype(v).itemsize for k, v in _TFORM_DTYPE.items()}, "A": 1}
 _TFORM_BYTES.update(L=1, C=8, M=16, P=8, Q=16)
 _TFORM = re.compile(r"\s*(\d*)([LXBIJKAEDCMPQ])")
-_INDEXED = {
-    keyword: re.compile(rb"\n%s(\d+ *)= *'([^']*(?:''[^']*)*)'" % keyword.encode())
-    for keyword in ("TTYPE", "TFORM")
-}
 _STRING = re.compile(r"\s*'((?:[^']|'')*)'")
 _NUMBER = re.compile(r"[+-]?(\.\d+|\d+(\.\d*)?)([DE][+-]?\d+)?")
 # XTENSION -> astropy's HDU class name, which the readers' messages use.
@@ -74,21 +70,32 @@ class HDU:
 
     def __init__(self, index: int, header: bytes, data_start: int):
         self.index, self.header, self.data_start = index, header, data_start
-        # NAXISn in numpy (C) order; () when the HDU has no data axes.
-        self.shape = tuple(self._int(f"NAXIS{i}") for i in range(self._int("NAXIS"), 0, -1))
-        self.bitpix = self._int("BITPIX")
+        # The cards the FITS standard puts first: BITPIX, NAXIS, NAXISn, (PCOUNT, GCOUNT).
+        self.bitpix = self._int("BITPIX", at=1)
         if self.bitpix not in _BITPIX:
             raise FitsError(f"HDU{index}: BITPIX = {self.bitpix} is not a FITS BITPIX")
+        naxis = self._int("NAXIS", at=2)
+        # NAXISn in numpy (C) order; () when the HDU has no data axes.
+        self.shape = tuple(self._int(f"NAXIS{n}", at=2 + n) for n in range(naxis, 0, -1))
         count = math.prod(self.shape) if self.shape else 0
         if index and count:  # a primary HDU's random groups are not read here
-            count = self._int("GCOUNT", 1) * (self._int("PCOUNT", 0) + count)
+            pcount = self._int("PCOUNT", 0, at=3 + naxis)
+            count = self._int("GCOUNT", 1, at=4 + naxis) * (pcount + count)
         blocks = -(-abs(self.bitpix) // 8 * count // BLOCK)  # ceil(bytes / BLOCK)
         self.data_end = data_start + blocks * BLOCK
+        # Tables: column name -> n, and (byte offset in a row, repeat, TFORM letter) of
+        # columns 1, 2, ... as far as they were needed ([0]: a column 0 of no width).
+        self._column_numbers: dict[str, int | None] = {}
+        self._layout: list[tuple[int, int, str]] = [(0, 0, "A")]
 
-    def _field(self, key: str) -> bytes | None:
-        """The value field (columns 11-80) of the first ``key`` card."""
-        at = _find_card(self.header, f"{key:<8}= ".encode())
-        return None if at < 0 else self.header[at + 10 : at + CARD]
+    def _field(self, key: str, at: int = -1) -> bytes | None:
+        """The value field (columns 11-80) of the first ``key`` card; ``at``: the card
+        number where it usually is (looked at first, a shortcut)."""
+        start = _card_start(key)
+        offset = at * CARD
+        if at < 0 or not self.header.startswith(start, offset):
+            offset = _find_card(self.header, start)
+        return None if offset < 0 else self.header[offset + 10 : offset + CARD]
 
     def __contains__(self, key: str) -> bool:
         return self._field(key) is not None
@@ -98,9 +105,9 @@ class HDU:
         value = None if field is None else card_value(field.decode("latin-1"))
         return default if value is None else value
 
-    def _int(self, key: str, default: int | None = None) -> int:
+    def _int(self, key: str, default: int | None = None, at: int = -1) -> int:
         """A structural keyword (BITPIX, NAXISn, ...)."""
-        field = self._field(key)
+        field = self._field(key, at)
         if field is None and default is not None:
             return default
         try:
@@ -121,63 +128,38 @@ class HDU:
         """EXTNAME, as astropy's ``hdu.name`` (PRIMARY for an HDU0 without one)."""
         return str(self.get("EXTNAME", "PRIMARY" if self.index == 0 else ""))
 
-    def _indexed(self, keyword: str) -> list[str]:
-        """The string values of the cards ``keyword``1..TFIELDS ("" where absent), in
-        one scan of the header (tables have 25-50 columns)."""
-        # A newline before every card lets one regex pass find them at card boundaries.
-        lines = b"\n" + b"\n".join(
-            [self.header[at : at + CARD] for at in range(0, len(self.header), CARD)]
-        )
-        values = {}
-        for n, value in reversed(_INDEXED[keyword].findall(lines)):  # the first card wins
-            if len(n) == 8 - len(keyword):  # "= " in columns 9-10
-                values[int(n)] = value
-        return [
-            values.get(n, b"").replace(b"''", b"'").decode("latin-1").rstrip()
-            for n in range(1, self.get("TFIELDS", 0) + 1)
-        ]
+    @property
+    def nrows(self) -> int:
+        return self.shape[0] if len(self.shape) == 2 else 0
+
+    @cached_property
+    def tfields(self) -> int:
+        return self.get("TFIELDS", 0)
 
     @cached_property
     def columns(self) -> list[str]:
         """A binary table's column names (TTYPEn), in order."""
-        return self._indexed("TTYPE")
+        return [str(self.get(f"TTYPE{n}", "")) for n in range(1, self.tfields + 1)]
 
     def column_number(self, name: str) -> int | None:
         """n of the first column called exactly ``name``; None if there is none. Found
-        from the name's bytes, without reading every TTYPEn card."""
-        numbers, quoted = [], b"'" + name.encode("latin-1")
-        at = self.header.find(quoted)
-        while at >= 0:
-            card = self.header[at - at % CARD : at - at % CARD + CARD]
-            number = card[5:8].rstrip()
-            if card.startswith(b"TTYPE") and card[8:10] == b"= " and number.isdigit():
-                n = int(number)
-                if n <= self.get("TFIELDS", 0) and self.get(f"TTYPE{n}") == name:
-                    numbers.append(n)
-            at = self.header.find(quoted, at + 1)
-        return min(numbers, default=None)
+        from the name's bytes, without reading every TTYPEn card (tables have 20-50)."""
+        if name not in self._column_numbers:
+            numbers, quoted = [], b"'" + name.encode("latin-1")
+            at = self.header.find(quoted)
+            while at >= 0:
+                card = self.header[at - at % CARD : at - at % CARD + CARD]
+                number = card[5:8].rstrip()
+                if card.startswith(b"TTYPE") and card[8:10] == b"= " and number.isdigit():
+                    n = int(number)
+                    if n <= self.tfields and self.get(f"TTYPE{n}") == name:
+                        numbers.append(n)
+                at = self.header.find(quoted, at + 1)
+            self._column_numbers[name] = min(numbers, default=None)
+        return self._column_numbers[name]
 
     def has_column(self, name: str) -> bool:
         return self.column_number(name) is not None
-
-    @cached_property
-    def _layout(self) -> list[tuple[int, int, str]]:
-        """A binary table's columns in order: (byte offset in a row, repeat, TFORM letter)."""
-        layout, offset = [], 0
-        for n, tform in enumerate(self._indexed("TFORM"), 1):
-            parsed = _TFORM.match(tform)
-            if parsed is None:
-                raise FitsError(
-                    f"HDU{self.index}: TFORM{n} = {tform!r} is not a binary-table format"
-                )
-            repeat, letter = int(parsed.group(1) or 1), parsed.group(2)
-            layout.append((offset, repeat, letter))
-            offset += -(-repeat // 8) if letter == "X" else repeat * _TFORM_BYTES[letter]
-        return layout
-
-    @property
-    def nrows(self) -> int:
-        return self.shape[0] if len(self.shape) == 2 else 0
 
     def column(self, name: str) -> tuple[int, int, int, str]:
         """Where column ``name`` is: (n, byte offset in a row, repeat, TFORM letter).
@@ -189,7 +171,14 @@ class HDU:
             if folded.count(name.lower()) != 1:
                 raise KeyError(name)
             n = folded.index(name.lower()) + 1
-        return n, *self._layout[n - 1]
+        while len(self._layout) <= n:  # the columns up to it, once per table
+            k, (offset, repeat, letter) = len(self._layout), self._layout[-1]
+            offset += -(-repeat // 8) if letter == "X" else repeat * _TFORM_BYTES[letter]
+            tform = _TFORM.match(str(self.get(f"TFORM{k}", "")))
+            if tform is None:
+                raise FitsError(f"HDU{self.index}: TFORM{k} is not a binary-table format")
+            self._layout.append((offset, int(tform.group(1) or 1), tform.group(2)))
+        return n, *self._layout[n]
 
 
 def _scaling(hdu: HDU, dtype: np.dtype, scale_key: str, zero_key: str) -> np.dtype | None:
@@ -203,12 +192,14 @@ def _scaling(hdu: HDU, dtype: np.dtype, scale_key: str, zero_key: str) -> np.dty
     raise FitsError(f"HDU{hdu.index}: scaled data ({scale_key}/{zero_key} = {scale}/{zero})")
 
 
-def _native(raw: bytes, dtype: np.dtype, unsigned: np.dtype | None) -> np.ndarray:
-    data = np.frombuffer(raw, dtype=dtype)
+def _native(data: np.ndarray, unsigned: np.dtype | None) -> np.ndarray:
+    """Big-endian ``data`` in native byte order, in place (no copy: fresh arrays of
+    ~100 kB cost page faults that are a good part of a read)."""
+    data = data.byteswap(inplace=True).view(data.dtype.newbyteorder("="))
     if unsigned is not None:
-        # Flipping the sign bit adds 2**(bits-1) exactly.
-        return (data.astype(dtype.newbyteorder("=")) ^ np.iinfo(dtype).min).view(unsigned)
-    return data.astype(dtype.newbyteorder("="))
+        data ^= np.iinfo(data.dtype).min  # flipping the sign bit adds 2**(bits-1)
+        data = data.view(unsigned)
+    return data
 
 
 class FitsFile:
@@ -229,10 +220,11 @@ class FitsFile:
     def __exit__(self, *exc) -> None:
         os.close(self._fd)
 
-    def _read(self, offset: int, size: int) -> bytes:
-        data = os.pread(self._fd, size, offset)
-        if len(data) != size:
-            raise FitsError(f"file ends at byte {self.size}, before byte {offset + size}")
+    def _read(self, offset: int, dtype: np.dtype, count: int) -> np.ndarray:
+        """``count`` values of ``dtype`` from ``offset``, read straight into the array."""
+        data = np.empty(count, dtype)
+        if os.preadv(self._fd, [data], offset) != data.nbytes:
+            raise FitsError(f"file ends at byte {self.size}, before byte {offset + data.nbytes}")
         return data
 
     def _walk(self) -> list[HDU]:
@@ -279,7 +271,7 @@ class FitsFile:
         shape = hdu.shape if row is None else hdu.shape[1:]
         count = math.prod(shape)
         start = hdu.data_start + (0 if row is None else row * count * dtype.itemsize)
-        return _native(self._read(start, count * dtype.itemsize), dtype, unsigned).reshape(shape)
+        return _native(self._read(start, dtype, count), unsigned).reshape(shape)
 
     def cell(self, hdu: HDU, name: str, row: int):
         """Row ``row`` of binary-table column ``name`` (see HDU.column): a 1-D array of
@@ -288,12 +280,18 @@ class FitsFile:
         n, offset, repeat, letter = hdu.column(name)
         start = hdu.data_start + row * hdu.shape[1] + offset
         if letter == "A":
-            return self._read(start, repeat).decode("latin-1").rstrip("\0").rstrip()
+            text = self._read(start, np.dtype("u1"), repeat).tobytes()
+            return text.decode("latin-1").rstrip("\0").rstrip()
         if letter not in _TFORM_DTYPE:
             raise FitsError(f"HDU{hdu.index}: column {name!r} has format {letter}")
         dtype = np.dtype(_TFORM_DTYPE[letter])
         unsigned = _scaling(hdu, dtype, f"TSCAL{n}", f"TZERO{n}")
-        return _native(self._read(start, repeat * dtype.itemsize), dtype, unsigned)
+        return _native(self._read(start, dtype, repeat), unsigned)
+
+
+@lru_cache(maxsize=256)
+def _card_start(key: str) -> bytes:
+    return f"{key:<8}= ".encode()
 
 
 def _find_card(text: bytes, start_of_card: bytes, start: int = 0) -> int:

@@ -77,7 +77,7 @@ def bad_pixels(flux: np.ndarray, error: np.ndarray, bitmask: np.ndarray) -> np.n
     gaps (the stacks use NaN there); real flux is never exactly 0.0."""
     with np.errstate(invalid="ignore"):
         return (
-            ((bitmask.astype(np.int64) & BAD_PIXEL_MASK) != 0)
+            ((np.asarray(bitmask, dtype=np.int64) & BAD_PIXEL_MASK) != 0)
             | ~np.isfinite(flux)
             | ~np.isfinite(error)
             | ~(error > 0)
@@ -113,10 +113,10 @@ def _image_hdu(fits: FitsFile, index: int, what: str, path: Path) -> HDU:
     return hdu
 
 
-def _pixels(fits: FitsFile, hdu: HDU, row: int | None = None) -> np.ndarray:
-    data = fits.image(hdu, row)
-    # One dtype per role keeps later numpy code simple.
-    return data.astype(np.int64 if data.dtype.kind in "iu" else np.float64, copy=False)
+def _role_dtype(data: np.ndarray) -> np.ndarray:
+    """int64 (masks) or float64, contiguous: one dtype per role keeps later numpy code
+    simple."""
+    return np.ascontiguousarray(data, dtype=np.int64 if data.dtype.kind in "iu" else np.float64)
 
 
 def _card(header: HDU, key: str, kind):
@@ -221,7 +221,7 @@ def read_apstar(path: str | Path, row: int = 0) -> Spectrum:
         header = fits.hdus[0]
         wavelength = _loglinear_wavelength(header if "CRVAL1" in header else images[0], npix, path)
         flux, error, bitmask = (
-            _pixels(fits, hdu, row if len(hdu.shape) == 2 else None) for hdu in images
+            _role_dtype(fits.image(hdu, row if len(hdu.shape) == 2 else None)) for hdu in images
         )
     bad = bad_pixels(flux, error, bitmask)
     meta = _meta(header, APSTAR_META)
@@ -230,7 +230,8 @@ def read_apstar(path: str | Path, row: int = 0) -> Spectrum:
     if row >= 2 and _card(header, f"SNRVIS{row - 1}", float) is not None:
         meta["visit_snr"] = _card(header, f"SNRVIS{row - 1}", float)
     meta.update(path=str(path), row=row, kind="apStar")
-    spectrum = Spectrum(wavelength, flux, np.where(bad, np.inf, error), bad, meta)
+    error[bad] = np.inf
+    spectrum = Spectrum(wavelength, flux, error, bad, meta)
     return check_usable(spectrum)
 
 
@@ -305,7 +306,7 @@ def read_apvisit(path: str | Path) -> Spectrum:
     path = Path(path)
     with _open_fits(path) as fits:
         flux, error, bitmask, wave = (
-            _pixels(fits, _image_hdu(fits, i + 1, what, path))
+            fits.image(_image_hdu(fits, i + 1, what, path))
             for i, what in enumerate(("flux", "error", "mask", "wavelength"))
         )
         header = fits.hdus[0]
@@ -315,8 +316,14 @@ def read_apvisit(path: str | Path) -> Spectrum:
             f"{path}: flux/error/mask/wavelength shapes "
             f"{flux.shape}/{error.shape}/{bitmask.shape}/{wave.shape} must be equal (nchip, npix)"
         )
-    order = np.argsort(wave, axis=None, kind="stable")
-    wave, flux, error, bitmask = (a.ravel()[order] for a in (wave, flux, error, bitmask))
+    flat = wave.ravel()
+    # As stored (red chip first, each chip decreasing), reversing is the (stable) sort.
+    order = (
+        slice(None, None, -1) if np.all(flat[1:] < flat[:-1]) else np.argsort(flat, kind="stable")
+    )
+    wave, flux, error, bitmask = (
+        _role_dtype(a.ravel()[order]) for a in (wave, flux, error, bitmask)
+    )
     if not np.all(np.diff(wave) > 0):
         raise SpectrumError(f"{path}: wavelengths are not finite and distinct across chips")
     bad = bad_pixels(flux, error, bitmask)
@@ -324,7 +331,8 @@ def read_apvisit(path: str | Path) -> Spectrum:
     if field:
         meta["field"] = field
     meta.update(path=str(path), nvisits=1, kind="apVisit")
-    spectrum = Spectrum(wave, flux, np.where(bad, np.inf, error), bad, meta)
+    error[bad] = np.inf
+    spectrum = Spectrum(wave, flux, error, bad, meta)
     return check_usable(spectrum)
 
 

@@ -101,7 +101,8 @@ def read_mwm(
         observatory=observatory.upper(),
         nvisits=meta.get("nvisits", 1),
     )
-    return check_usable(Spectrum(wavelength, flux, np.where(bad, np.inf, error), bad, meta))
+    error[bad] = np.inf
+    return check_usable(Spectrum(wavelength, flux, error, bad, meta))
 
 
 def _check_kind(fits: FitsFile, path: Path, kind: str, index: int, name: str) -> None:
