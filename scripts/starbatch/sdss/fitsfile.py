@@ -32,7 +32,7 @@ _TFORM_DTYPE = {"B": "u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": 
 _TFORM_BYTES = {**{k: np.dtype(v).itemsize for k, v in _TFORM_DTYPE.items()}, "A": 1}
 _TFORM_BYTES.update(L=1, C=8, M=16, P=8, Q=16)
 _TFORM = re.compile(r"\s*(\d*)([LXBIJKAEDCMPQ])")
-_STRING = re.compile(r"\s*'((?:[^']|'')*)'")
+_STRING = re.compile(r"'((?:[^']|'')*)'")
 _NUMBER = re.compile(r"[+-]?(\.\d+|\d+(\.\d*)?)([DE][+-]?\d+)?")
 # XTENSION -> astropy's HDU class name, which the readers' messages use.
 _KIND = {"IMAGE": "ImageHDU", "BINTABLE": "BinTableHDU", "TABLE": "TableHDU"}
@@ -46,14 +46,15 @@ class FitsError(ValueError):
 def card_value(field: str):
     """A card's value field (columns 11-80) as astropy.io.fits parses it: a string
     (quotes undone, trailing blanks dropped), bool, int or float; None when undefined."""
-    if field.startswith("'"):  # the usual fixed format, quickly: no '' in the string
-        end = field.find("'", 1)
-        if end > 0 and field[end + 1 : end + 2] != "'":
-            return field[1:end].rstrip()
-    string = _STRING.match(field)
-    if string:
-        return string.group(1).replace("''", "'").rstrip()
-    text = field.split("/", 1)[0].strip()
+    text = field.lstrip()
+    if text.startswith("'"):
+        end = text.find("'", 1)
+        if end > 0 and text[end + 1 : end + 2] != "'":  # quickly, the usual: no '' inside
+            return text[1:end].rstrip()
+        string = _STRING.match(text)
+        if string:
+            return string.group(1).replace("''", "'").rstrip()
+    text = text.split("/", 1)[0].rstrip()
     if text in ("T", "F"):
         return text == "T"
     number = _NUMBER.fullmatch(text)
@@ -70,18 +71,15 @@ class HDU:
 
     def __init__(self, index: int, header: bytes, data_start: int):
         self.index, self.header, self.data_start = index, header, data_start
-        # Keyword (8 bytes, blank-padded) -> number of its first card, made in C: a few
-        # microseconds where a search per keyword would scan the header for each absent one.
-        keywords = np.frombuffer(header, "S8")[:: CARD // 8].tolist()
-        self._cards = dict(zip(reversed(keywords), range(len(keywords) - 1, -1, -1), strict=True))
-        self.bitpix = self._int("BITPIX")
+        self._next_in_place = 1  # see _mandatory
+        self.bitpix = self._mandatory("BITPIX")
         if self.bitpix not in _BITPIX:
             raise FitsError(f"HDU{index}: BITPIX = {self.bitpix} is not a FITS BITPIX")
-        # NAXISn in numpy (C) order; () when the HDU has no data axes.
-        self.shape = tuple(self._int(f"NAXIS{n}") for n in range(self._int("NAXIS"), 0, -1))
-        count = math.prod(self.shape) if self.shape else 0
+        axes = [self._mandatory(f"NAXIS{n}") for n in range(1, self._mandatory("NAXIS") + 1)]
+        self.shape = tuple(reversed(axes))  # numpy (C) order; () when there are no axes
+        count = math.prod(axes) if axes else 0
         if index and count:  # a primary HDU's random groups are not read here
-            count = self._int("GCOUNT", 1) * (self._int("PCOUNT", 0) + count)
+            count = (self._mandatory("PCOUNT", 0) + count) * self._mandatory("GCOUNT", 1)
         blocks = -(-abs(self.bitpix) // 8 * count // BLOCK)  # ceil(bytes / BLOCK)
         self.data_end = data_start + blocks * BLOCK
         # Tables: column name -> n, and (byte offset in a row, repeat, TFORM letter) of
@@ -89,12 +87,21 @@ class HDU:
         self._column_numbers: dict[str, int | None] = {}
         self._layout: list[tuple[int, int, str]] = [(0, 0, "A")]
 
-    def _field(self, key: str) -> bytes | None:
-        """The value field (columns 11-80) of the first ``key`` card, if it has one."""
-        n = self._cards.get(_keyword(key))
-        if n is None or self.header[n * CARD + 8 : n * CARD + 10] != b"= ":
+    @cached_property
+    def _cards(self) -> dict[bytes, int]:
+        """Keyword (8 bytes, blank-padded) -> number of its first card, made in C: a few
+        microseconds where a search per keyword would scan the header for each absent one."""
+        keywords = np.frombuffer(self.header, "S8")[:: CARD // 8].tolist()
+        return dict(zip(reversed(keywords), range(len(keywords) - 1, -1, -1), strict=True))
+
+    def _field(self, key: str, at: int = -1) -> bytes | None:
+        """The value field (columns 11-80) of the first ``key`` card (card ``at`` when
+        that is known to be it), if it has one."""
+        if at < 0:
+            at = self._cards.get(_keyword(key), -1)
+        if at < 0 or self.header[at * CARD + 8 : at * CARD + 10] != b"= ":
             return None
-        return self.header[n * CARD + 10 : (n + 1) * CARD]
+        return self.header[at * CARD + 10 : (at + 1) * CARD]
 
     def __contains__(self, key: str) -> bool:
         return self._field(key) is not None
@@ -104,9 +111,17 @@ class HDU:
         value = None if field is None else card_value(field.decode("latin-1"))
         return default if value is None else value
 
-    def _int(self, key: str, default: int | None = None) -> int:
-        """A structural keyword (BITPIX, NAXISn, ...)."""
-        field = self._field(key)
+    def _mandatory(self, key: str, default: int | None = None) -> int:
+        """The next of the cards the standard puts first, in this order: BITPIX, NAXIS,
+        NAXIS1..n, and in extensions PCOUNT, GCOUNT. While each is in its place no earlier
+        card can have its keyword, so that card is read (most HDUs are walked past, and
+        never need the index); after one that is not, the index finds them."""
+        at = self._next_in_place
+        if at and self.header.startswith(_keyword(key), at * CARD):
+            self._next_in_place += 1
+        else:
+            self._next_in_place, at = 0, -1
+        field = self._field(key, at)
         if field is None and default is not None:
             return default
         try:
@@ -198,14 +213,13 @@ def _scaling(hdu: HDU, dtype: np.dtype, scale_key: str, zero_key: str) -> np.dty
     raise FitsError(f"HDU{hdu.index}: scaled data ({scale_key}/{zero_key} = {scale}/{zero})")
 
 
-def _native(data: np.ndarray, unsigned: np.dtype | None) -> np.ndarray:
-    """Big-endian ``data`` in native byte order, in place (no copy: fresh arrays of
-    ~100 kB cost page faults that are a good part of a read)."""
-    data = data.byteswap(inplace=True).view(data.dtype.newbyteorder("="))
-    if unsigned is not None:
-        data ^= np.iinfo(data.dtype).min  # flipping the sign bit adds 2**(bits-1)
-        data = data.view(unsigned)
-    return data
+def _unsigned(data: np.ndarray, unsigned: np.dtype | None) -> np.ndarray:
+    """FITS's unsigned integers are stored less 2**(bits-1): flipping the sign bit adds
+    it back. Other data are returned as stored (big-endian: numpy converts them in the
+    one pass that makes the readers' float64/int64 arrays)."""
+    if unsigned is None:
+        return data
+    return (data.astype(data.dtype.newbyteorder("=")) ^ np.iinfo(data.dtype).min).view(unsigned)
 
 
 class FitsFile:
@@ -270,19 +284,18 @@ class FitsFile:
         return HDU(index, text[: end + CARD], offset + len(text))
 
     def image(self, hdu: HDU, row: int | None = None) -> np.ndarray:
-        """The image of ``hdu`` in native byte order, or only its row ``row`` (along
-        the first numpy axis)."""
+        """The image of ``hdu``, or only its row ``row`` (along the first numpy axis)."""
         dtype = np.dtype(_BITPIX[hdu.bitpix])
         unsigned = _scaling(hdu, dtype, "BSCALE", "BZERO")
         shape = hdu.shape if row is None else hdu.shape[1:]
         count = math.prod(shape)
         start = hdu.data_start + (0 if row is None else row * count * dtype.itemsize)
-        return _native(self._read(start, dtype, count), unsigned).reshape(shape)
+        return _unsigned(self._read(start, dtype, count), unsigned).reshape(shape)
 
     def cell(self, hdu: HDU, name: str, row: int):
         """Row ``row`` of binary-table column ``name`` (see HDU.column): a 1-D array of
-        its repeat count in native byte order, or a str (trailing blanks and NULs
-        dropped) for a character column."""
+        its repeat count, or a str (trailing blanks and NULs dropped) for a character
+        column."""
         n, offset, repeat, letter = hdu.column(name)
         start = hdu.data_start + row * hdu.shape[1] + offset
         if letter == "A":
@@ -292,7 +305,7 @@ class FitsFile:
             raise FitsError(f"HDU{hdu.index}: column {name!r} has format {letter}")
         dtype = np.dtype(_TFORM_DTYPE[letter])
         unsigned = _scaling(hdu, dtype, f"TSCAL{n}", f"TZERO{n}")
-        return _native(self._read(start, dtype, repeat), unsigned)
+        return _unsigned(self._read(start, dtype, repeat), unsigned)
 
 
 @lru_cache(maxsize=512)

@@ -76,13 +76,12 @@ def bad_pixels(flux: np.ndarray, error: np.ndarray, bitmask: np.ndarray) -> np.n
     """Pixels no analysis may use. Flux exactly 0 is how apStar visit rows mark the chip
     gaps (the stacks use NaN there); real flux is never exactly 0.0."""
     with np.errstate(invalid="ignore"):
-        return (
-            ((np.asarray(bitmask, dtype=np.int64) & BAD_PIXEL_MASK) != 0)
-            | ~np.isfinite(flux)
-            | ~np.isfinite(error)
-            | ~(error > 0)
-            | (flux == 0)
-        )
+        bad = (np.asarray(bitmask, dtype=np.int64) & BAD_PIXEL_MASK) != 0
+        bad |= ~np.isfinite(flux)  # in place: no temporary per term
+        bad |= ~np.isfinite(error)
+        bad |= ~(error > 0)
+        bad |= flux == 0
+    return bad
 
 
 @contextmanager
@@ -316,16 +315,16 @@ def read_apvisit(path: str | Path) -> Spectrum:
             f"{path}: flux/error/mask/wavelength shapes "
             f"{flux.shape}/{error.shape}/{bitmask.shape}/{wave.shape} must be equal (nchip, npix)"
         )
-    flat = wave.ravel()
-    # As stored (red chip first, each chip decreasing), reversing is the (stable) sort.
-    order = (
-        slice(None, None, -1) if np.all(flat[1:] < flat[:-1]) else np.argsort(flat, kind="stable")
-    )
+    # Stored red chip first, each chip decreasing: reversed, that is increasing. Else
+    # sorted (when the result is usable its wavelengths are distinct: one order only).
     wave, flux, error, bitmask = (
-        _role_dtype(a.ravel()[order]) for a in (wave, flux, error, bitmask)
+        _role_dtype(a.ravel()[::-1]) for a in (wave, flux, error, bitmask)
     )
-    if not np.all(np.diff(wave) > 0):
-        raise SpectrumError(f"{path}: wavelengths are not finite and distinct across chips")
+    if not np.all(wave[1:] > wave[:-1]):
+        order = np.argsort(wave, kind="stable")
+        wave, flux, error, bitmask = (a[order] for a in (wave, flux, error, bitmask))
+        if not np.all(np.diff(wave) > 0):
+            raise SpectrumError(f"{path}: wavelengths are not finite and distinct across chips")
     bad = bad_pixels(flux, error, bitmask)
     meta = _meta(header, APVISIT_META)
     if field:
