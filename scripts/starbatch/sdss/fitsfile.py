@@ -3,12 +3,13 @@
 astropy.io.fits does), the cards the readers ask for, and only the pixels they use (one
 apStar row, one table cell).
 
-Why not a FITS library here: the readers' budget is 0.4 ms per file, and measured on the
-DR17/DR19/mwm files (docs/benchmarks.md, "Reading spectra") astropy.io.fits needs ~1 ms
-to open one, and fitsio (cfitsio) needs 0.6-0.9 ms just to list the HDUs of a file with
-binary tables (cfitsio scans the header once per key it looks up) and reads a header in
-time quadratic in its cards (1.5 ms for the 121 cards of a real apStar HDU0).
-tests/test_readers_fast.py checks every reader built on this module against
+Why not a FITS library here (docs/benchmarks.md, "Reading spectra"): the readers'
+budget is 0.4 ms per file. astropy.io.fits takes 1-1.6 ms to open a file and read three
+arrays, 5 ms for an mwm file. fitsio (cfitsio) takes 0.9-1.1 ms for the same on every
+file with a long header or binary tables (real DR17 apStar and apVisit, mwmStar,
+mwmVisit): it lists every HDU on opening, with a header search per keyword, and reads a
+header in time quadratic in its cards (1.5-2.9 ms for the 121 cards of a real apStar's
+HDU0). tests/test_readers_fast.py checks every reader built on this module against
 astropy.io.fits on real, synthetic and broken files.
 """
 
