@@ -302,7 +302,7 @@ def assert_same(kind: str, path, *args) -> Spectrum | SpectrumError:
         mine, ref = getattr(ours, field), getattr(theirs, field)
         assert mine.dtype == ref.dtype and mine.shape == ref.shape, field
         np.testing.assert_array_equal(mine, ref, err_msg=f"{path} {args} {field}")
-    assert ours.meta == theirs.meta
+    assert ours.meta == theirs.meta and list(ours.meta) == list(theirs.meta)
     assert {k: type(v) for k, v in ours.meta.items()} == {
         k: type(v) for k, v in theirs.meta.items()
     }
@@ -471,6 +471,43 @@ def _patch(src: Path, dst: Path, old: bytes, new: bytes, count: int = 1) -> Path
     return dst
 
 
+def _with_card(src: Path, dst: Path, keyword: str, card: str) -> Path:
+    """``src`` with its HDU0 card ``keyword`` replaced by ``card`` (as written: astropy
+    would normalise it)."""
+    data = bytearray(src.read_bytes())
+    at = next(i for i in range(0, 2880, 80) if data[i : i + 8] == f"{keyword:<8}".encode())
+    data[at : at + 80] = card.ljust(80).encode()
+    dst.write_bytes(data)
+    return dst
+
+
+@pytest.mark.parametrize(
+    ("keyword", "card"),
+    [
+        ("SNR", "SNR     =              8.0D+01 / Fortran exponent"),
+        ("SNR", "SNR     = 80 / free format, no decimal point"),
+        ("SNR", "SNR     = '80.5    '"),
+        ("SNR", "SNR     =                    T"),
+        ("SNR", "SNR     =                  -.5e3"),
+        ("NVISITS", "NVISITS =                  3.0"),
+        ("NVISITS", "NVISITS =                   +3"),
+        ("OBJID", "OBJID   =                      / undefined"),
+        ("OBJID", "OBJID   = '2M0040''0000+2000000' / a quote inside"),
+        ("OBJID", "OBJID   = '  padded   '"),
+        ("OBJID", "OBJID   =                12345"),
+        ("FIELD", "FIELD     '000+02' / no value indicator"),
+        ("CDELT1", "CDELT1  =               6.0E-6"),
+        ("CRVAL1", "CRVAL1  = '4.179'"),
+    ],
+)
+def test_odd_header_cards(tmp_path, files, keyword, card):
+    """Card values as written by hand or other FITS writers parse as astropy's do."""
+    path = _with_card(
+        files["apStar"], tmp_path / "apStar-dr17-2M00400000+2000000.fits", keyword, card
+    )
+    assert_same("apStar", path, 0)
+
+
 @pytest.mark.filterwarnings("ignore:Unexpected extra padding")  # astropy, on the zeros
 def test_malformed_apstar_files(tmp_path, files):
     src = files["apStar"]
@@ -497,11 +534,14 @@ def test_malformed_apstar_files(tmp_path, files):
     def only_primary(h):
         del h[1:]
 
+    def wcs_in_hdu1(h):
+        del h[0].header["CRVAL1"]
+
     def three_d(h):
         for i in (1, 2, 3):
             h[i].data = h[i].data[None]
 
-    for edit in (shape, empty, table, nwave, no_wcs, uint_mask, only_primary, three_d):
+    for edit in (shape, empty, table, nwave, no_wcs, wcs_in_hdu1, uint_mask, only_primary, three_d):
         path = _edit(src, tmp_path / f"apStar-{edit.__name__}.fits", edit)
         for row in (0, 1):
             assert_same("apStar", path, row)
@@ -606,10 +646,12 @@ def test_malformed_and_wrong_kind_mwm_files(tmp_path, files, star):
 
 
 def test_where_the_readers_differ_from_astropy_on_purpose(tmp_path, files):
-    """Two files astropy reads and the readers flag (a row naming the file): scaled
-    pixels (BSCALE/BZERO other than the unsigned-integer convention), which no APOGEE
-    product writes; and a primary header without an END card, which astropy runs on into
-    HDU1's header, so that its "HDU1" is the file's HDU2 (the errors read as the flux)."""
+    """Files the reference reads, or fails on, where the readers give a flagged row
+    naming the file: scaled pixels (BSCALE/BZERO other than the unsigned-integer
+    convention), which no APOGEE product writes; a primary header without an END card,
+    which astropy runs on into HDU1's header, so that its "HDU1" is the file's HDU2 (the
+    errors read as the flux); and a card value astropy cannot parse, where it raised
+    VerifyError out of the reader (not a row at all)."""
 
     def scale(h):
         h[1].header["BSCALE"] = 2.0
@@ -620,6 +662,14 @@ def test_where_the_readers_differ_from_astropy_on_purpose(tmp_path, files):
     for path, message in ((scaled, "unreadable.*HDU1.*BSCALE"), (no_end, "missing HDU1")):
         assert isinstance(ref_apstar(path), Spectrum)
         with pytest.raises(SpectrumError, match=f"{path.name}: {message}") as info:
+            read_apstar(path)
+        assert info.value.flag == flags.READ_ERROR
+    for card in ("SNR     =                  NaN", "OBJID   = 'no end quote"):
+        path = _with_card(files["apStar"], tmp_path / "apStar-card.fits", card[:5], card)
+        with pytest.raises(fits.verify.VerifyError):
+            ref_apstar(path)
+        message = f"apStar-card.fits: unreadable.*HDU0 {card[:5].strip()}: .*cannot parse"
+        with pytest.raises(SpectrumError, match=message) as info:
             read_apstar(path)
         assert info.value.flag == flags.READ_ERROR
 

@@ -33,8 +33,16 @@ _TFORM_DTYPE = {"B": "u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": 
 _TFORM_BYTES = {**{k: np.dtype(v).itemsize for k, v in _TFORM_DTYPE.items()}, "A": 1}
 _TFORM_BYTES.update(L=1, C=8, M=16, P=8, Q=16)
 _TFORM = re.compile(r"\s*(\d*)([LXBIJKAEDCMPQ])")
-_STRING = re.compile(r"'((?:[^']|'')*)'")
-_NUMBER = re.compile(r"[+-]?(\.\d+|\d+(\.\d*)?)([DE][+-]?\d+)?")
+# A value field as astropy.io.fits reads one (its _value_NFSC_RE): a string, T or F, a
+# number (blanks and d or e exponents allowed) or a complex pair, then maybe a comment.
+_NUMBER = r"[+-]? *(?:\.\d+|\d+(?:\.\d*)?) *(?:[deDE] *[+-]? *\d+)?"
+_VALUE = re.compile(
+    rf" *(?:'(?P<string>[ -~]*?)'(?=$|/| )|(?P<bool>[FT])|(?P<number>{_NUMBER})"
+    rf"|\( *(?P<real>{_NUMBER}) *, *(?P<imag>{_NUMBER}) *\))? *(?:/.*)?$",
+    re.S,
+)
+_EXPONENT = str.maketrans("dD", "eE", " ")
+_ASCII = bytes(range(128)) + b"?" * 128
 # XTENSION -> astropy's HDU class name, which the readers' messages use.
 _KIND = {"IMAGE": "ImageHDU", "BINTABLE": "BinTableHDU", "TABLE": "TableHDU"}
 
@@ -45,25 +53,34 @@ class FitsError(ValueError):
 
 
 def card_value(field: str):
-    """A card's value field (columns 11-80) as astropy.io.fits parses it: a string
-    (quotes undone, trailing blanks dropped), bool, int or float; None when undefined."""
-    text = field.lstrip()
-    if text.startswith("'"):
-        end = text.find("'", 1)
-        if end > 0 and text[end + 1 : end + 2] != "'":  # quickly, the usual: no '' inside
-            return text[1:end].rstrip()
-        string = _STRING.match(text)
-        if string:
-            return string.group(1).replace("''", "'").rstrip()
-    text = text.split("/", 1)[0].rstrip()
-    if text in ("T", "F"):
-        return text == "T"
-    number = _NUMBER.fullmatch(text)
-    if number is None:
-        return None
-    if number.group(3) is None and "." not in text:
+    """A card's value field (columns 11-80) as astropy.io.fits reads it: a string (quotes
+    undone, trailing blanks dropped), bool, int, float or complex; None when undefined.
+    FitsError where astropy cannot parse it either."""
+    if field.startswith("'"):  # quickly, the usual string: no quote inside, then blanks
+        end = field.find("'", 1)
+        text, rest = field[1:end], field[end + 1 :].lstrip()
+        if end > 0 and text.isascii() and text.isprintable() and rest[:1] in ("", "/"):
+            return text.rstrip()
+    value = _VALUE.match(field)
+    if value is None:
+        raise FitsError(f"a value astropy cannot parse either: {field.strip()!r}")
+    if value["string"] is not None:
+        return value["string"].replace("''", "'").rstrip()
+    if value["bool"]:
+        return value["bool"] == "T"
+    if value["number"]:
+        return _number(value["number"])
+    if value["real"]:
+        return complex(_number(value["real"]), _number(value["imag"]))
+    return None
+
+
+def _number(text: str) -> int | float:
+    text = text.translate(_EXPONENT)
+    try:
         return int(text)
-    return float(text.replace("D", "E"))
+    except ValueError:
+        return float(text)
 
 
 class HDU:
@@ -95,21 +112,20 @@ class HDU:
         keywords = np.frombuffer(self.header, "S8")[:: CARD // 8].tolist()
         return dict(zip(reversed(keywords), range(len(keywords) - 1, -1, -1), strict=True))
 
-    def _field(self, key: str, at: int = -1) -> bytes | None:
-        """The value field (columns 11-80) of the first ``key`` card (card ``at`` when
-        that is known to be it), if it has one."""
-        if at < 0:
-            at = self._cards.get(_keyword(key), -1)
-        if at < 0 or self.header[at * CARD + 8 : at * CARD + 10] != b"= ":
-            return None
-        return self.header[at * CARD + 10 : (at + 1) * CARD]
-
     def __contains__(self, key: str) -> bool:
-        return self._field(key) is not None
+        return _keyword(key) in self._cards
 
     def get(self, key: str, default=None):
-        field = self._field(key)
-        value = None if field is None else card_value(field.decode("latin-1"))
+        at = self._cards.get(_keyword(key), -1)
+        if at < 0:
+            return default
+        # As astropy: non-ASCII bytes read as "?", and a card without "= " has the rest
+        # of the card as its value.
+        card = self.header[at * CARD : (at + 1) * CARD].translate(_ASCII).decode("ascii")
+        try:
+            value = card_value(card[10:]) if card[8:10] == "= " else card[8:].rstrip()
+        except FitsError as exc:
+            raise FitsError(f"HDU{self.index} {key}: {exc}") from None
         return default if value is None else value
 
     def _mandatory(self, key: str, default: int | None = None) -> int:
@@ -121,14 +137,16 @@ class HDU:
         if at and self.header.startswith(_keyword(key), at * CARD):
             self._next_in_place += 1
         else:
-            self._next_in_place, at = 0, -1
-        field = self._field(key, at)
-        if field is None and default is not None:
+            self._next_in_place, at = 0, self._cards.get(_keyword(key), -1)
+        if at < 0 and default is not None:
             return default
+        card = self.header[at * CARD : (at + 1) * CARD] if at >= 0 else b""
         try:
-            return int(field.split(b"/", 1)[0])
-        except (AttributeError, ValueError):
-            raise FitsError(f"HDU{self.index}: no integer {key} card") from None
+            if card[8:10] == b"= ":
+                return int(card[10:].split(b"/", 1)[0])
+        except ValueError:
+            pass
+        raise FitsError(f"HDU{self.index}: no integer {key} card")
 
     @cached_property
     def kind(self) -> str:

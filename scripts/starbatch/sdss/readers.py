@@ -222,12 +222,12 @@ def read_apstar(path: str | Path, row: int = 0) -> Spectrum:
         flux, error, bitmask = (
             _role_dtype(fits.image(hdu, row if len(hdu.shape) == 2 else None)) for hdu in images
         )
+        meta = _meta(header, APSTAR_META)
+        if "telescope" not in meta:
+            meta.update(_telescope_from_name(path.name))
+        if row >= 2 and _card(header, f"SNRVIS{row - 1}", float) is not None:
+            meta["visit_snr"] = _card(header, f"SNRVIS{row - 1}", float)
     bad = bad_pixels(flux, error, bitmask)
-    meta = _meta(header, APSTAR_META)
-    if "telescope" not in meta:
-        meta.update(_telescope_from_name(path.name))
-    if row >= 2 and _card(header, f"SNRVIS{row - 1}", float) is not None:
-        meta["visit_snr"] = _card(header, f"SNRVIS{row - 1}", float)
     meta.update(path=str(path), row=row, kind="apStar")
     error[bad] = np.inf
     spectrum = Spectrum(wavelength, flux, error, bad, meta)
@@ -308,8 +308,8 @@ def read_apvisit(path: str | Path) -> Spectrum:
             fits.image(_image_hdu(fits, i + 1, what, path))
             for i, what in enumerate(("flux", "error", "mask", "wavelength"))
         )
-        header = fits.hdus[0]
         field = _visit_field(fits)
+        meta = _meta(fits.hdus[0], APVISIT_META)
     if not (flux.shape == error.shape == bitmask.shape == wave.shape) or flux.ndim != 2:
         raise SpectrumError(
             f"{path}: flux/error/mask/wavelength shapes "
@@ -326,7 +326,6 @@ def read_apvisit(path: str | Path) -> Spectrum:
         if not np.all(np.diff(wave) > 0):
             raise SpectrumError(f"{path}: wavelengths are not finite and distinct across chips")
     bad = bad_pixels(flux, error, bitmask)
-    meta = _meta(header, APVISIT_META)
     if field:
         meta["field"] = field
     meta.update(path=str(path), nvisits=1, kind="apVisit")
