@@ -41,6 +41,7 @@ _VALUE = re.compile(
     rf"|\( *(?P<real>{_NUMBER}) *, *(?P<imag>{_NUMBER}) *\))? *(?:/.*)?$",
     re.S,
 )
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\.\d+|\d+(?:\.\d*)?)(?:[DE][+-]?\d+)?")
 _EXPONENT = str.maketrans("dD", "eE", " ")
 _ASCII = bytes(range(128)) + b"?" * 128
 # XTENSION -> astropy's HDU class name, which the readers' messages use.
@@ -56,11 +57,18 @@ def card_value(field: str):
     """A card's value field (columns 11-80) as astropy.io.fits reads it: a string (quotes
     undone, trailing blanks dropped), bool, int, float or complex; None when undefined.
     FitsError where astropy cannot parse it either."""
-    if field.startswith("'"):  # quickly, the usual string: no quote inside, then blanks
+    # Quickly, the usual values: a string without quotes inside, a plain number, T, F.
+    if field.startswith("'"):
         end = field.find("'", 1)
         text, rest = field[1:end], field[end + 1 :].lstrip()
         if end > 0 and text.isascii() and text.isprintable() and rest[:1] in ("", "/"):
             return text.rstrip()
+    else:
+        text = field.split("/", 1)[0].strip()
+        if _PLAIN_NUMBER.fullmatch(text):
+            return _number(text)
+        if text in ("T", "F"):
+            return text == "T"
     value = _VALUE.match(field)
     if value is None:
         raise FitsError(f"a value astropy cannot parse either: {field.strip()!r}")
@@ -76,11 +84,9 @@ def card_value(field: str):
 
 
 def _number(text: str) -> int | float:
+    """int when it has no decimal point or exponent, as astropy's (int, else float)."""
     text = text.translate(_EXPONENT)
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
+    return float(text) if "." in text or "e" in text or "E" in text else int(text)
 
 
 class HDU:
