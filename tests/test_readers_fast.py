@@ -500,6 +500,7 @@ def _with_card(src: Path, dst: Path, keyword: str, card: str) -> Path:
         ("CRVAL1", "CRVAL1  = '4.179'"),
     ],
 )
+@pytest.mark.filterwarnings("ignore:The following header keyword is invalid")  # astropy
 def test_odd_header_cards(tmp_path, files, keyword, card):
     """Card values as written by hand or other FITS writers parse as astropy's do."""
     path = _with_card(
