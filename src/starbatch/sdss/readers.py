@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import errno
 import re
-import warnings
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from astropy.io import fits
 
 from starbatch.engine import flags
 from starbatch.engine.analysis import UnusableInput
 
+from .fitsfile import HDU, FitsError, FitsFile
 from .spectrum import APSTAR_CDELT1, APSTAR_CRVAL1, APSTAR_NPIX, Spectrum, apstar_wavelength
 from .telescopes import PREFIX_TELESCOPE, TELESCOPE_PREFIX
 
@@ -76,13 +76,12 @@ def bad_pixels(flux: np.ndarray, error: np.ndarray, bitmask: np.ndarray) -> np.n
     """Pixels no analysis may use. Flux exactly 0 is how apStar visit rows mark the chip
     gaps (the stacks use NaN there); real flux is never exactly 0.0."""
     with np.errstate(invalid="ignore"):
-        return (
-            ((bitmask.astype(np.int64) & BAD_PIXEL_MASK) != 0)
-            | ~np.isfinite(flux)
-            | ~np.isfinite(error)
-            | ~(error > 0)
-            | (flux == 0)
-        )
+        bad = (np.asarray(bitmask, dtype=np.int64) & BAD_PIXEL_MASK) != 0
+        bad |= ~np.isfinite(flux)  # in place: no temporary per term
+        bad |= ~np.isfinite(error)
+        bad |= ~(error > 0)
+        bad |= flux == 0
+    return bad
 
 
 @contextmanager
@@ -91,43 +90,38 @@ def _open_fits(path: Path):
         # Not a SpectrumError: a missing input is a planning problem, not bad data.
         raise FileNotFoundError(errno.ENOENT, "no such file", str(path))
     try:
-        with warnings.catch_warnings():
-            # astropy only warns about a truncated file and hands back partial HDUs.
-            warnings.filterwarnings("error", message=".*truncated.*")
-            # A header that fails verification ends as a SpectrumError below anyway;
-            # its VerifyWarning would only repeat that, once per file, in the log.
-            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-            hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
-    except (OSError, ValueError, TypeError, IndexError, Warning) as exc:
+        # Opening reads every header and checks that the file holds the data they declare.
+        with FitsFile(path) as fits:
+            yield fits
+    except (OSError, FitsError) as exc:
         raise SpectrumError(f"{path}: unreadable or truncated FITS file ({exc})") from exc
-    try:
-        yield hdul
-    finally:
-        hdul.close()
 
 
-def _image(hdul, index: int, what: str, path: Path) -> np.ndarray:
-    if index >= len(hdul):
+def _image_hdu(fits: FitsFile, index: int, what: str, path: Path) -> HDU:
+    """HDU ``index``, checked to be an image with data (the pixels are read later,
+    only the rows the reader uses)."""
+    if index >= len(fits.hdus):
         raise SpectrumError(
-            f"{path}: missing HDU{index} ({what}); file has only {len(hdul)} HDU(s)"
+            f"{path}: missing HDU{index} ({what}); file has only {len(fits.hdus)} HDU(s)"
         )
-    hdu = hdul[index]
-    if not isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU)):
-        raise SpectrumError(f"{path}: HDU{index} ({what}) is a {type(hdu).__name__}, not an image")
-    try:
-        data = hdu.data
-    except (OSError, ValueError, TypeError) as exc:
-        raise SpectrumError(f"{path}: HDU{index} ({what}) unreadable, truncated? ({exc})") from exc
-    if data is None:
+    hdu = fits.hdus[index]
+    if hdu.kind not in ("PrimaryHDU", "ImageHDU"):
+        raise SpectrumError(f"{path}: HDU{index} ({what}) is a {hdu.kind}, not an image")
+    if not hdu.shape:
         raise SpectrumError(f"{path}: HDU{index} ({what}) has no data")
-    # FITS data are big-endian; native byte order keeps later numpy code fast and simple.
-    return np.asarray(data, dtype=np.int64 if data.dtype.kind in "iu" else np.float64)
+    return hdu
 
 
-def _card(header, key: str, kind):
+def _role_dtype(data: np.ndarray) -> np.ndarray:
+    """int64 (masks) or float64, contiguous: one dtype per role keeps later numpy code
+    simple."""
+    return np.ascontiguousarray(data, dtype=np.int64 if data.dtype.kind in "iu" else np.float64)
+
+
+def _card(header: HDU, key: str, kind):
     """Header value as a plain Python value (JSON-friendly), or None when absent/unusable."""
     value = header.get(key)
-    if value is None or isinstance(value, fits.card.Undefined):
+    if value is None:
         return None
     try:
         return str(value).strip() if kind is str else kind(value)
@@ -203,37 +197,40 @@ APSTAR_META = {
 }
 
 
+APSTAR_HDUS = ("flux", "error", "bitmask")  # HDU1, HDU2, HDU3
+
+
 def read_apstar(path: str | Path, row: int = 0) -> Spectrum:
     """One row of an apStar file: 0 = pixel-weighted stack (default), 1 = global-weighted
     stack, 2+ = individual visits. Handles 2-D (nrows, npix) and 1-D (npix,) arrays."""
     path = Path(path)
-    with _open_fits(path) as hdul:
-        flux = _image(hdul, 1, "flux", path)
-        error = _image(hdul, 2, "error", path)
-        bitmask = _image(hdul, 3, "bitmask", path)
-        header = hdul[0].header
-        wcs = header if "CRVAL1" in header else hdul[1].header
-    if not (flux.shape == error.shape == bitmask.shape) or flux.ndim not in (1, 2):
-        raise SpectrumError(
-            f"{path}: flux/error/bitmask shapes {flux.shape}/{error.shape}/{bitmask.shape} "
-            "must be equal and (nrows, npix) or (npix,)"
+    with _open_fits(path) as fits:
+        images = [_image_hdu(fits, i + 1, what, path) for i, what in enumerate(APSTAR_HDUS)]
+        shapes = [hdu.shape for hdu in images]
+        if len(set(shapes)) != 1 or len(shapes[0]) not in (1, 2):
+            raise SpectrumError(
+                f"{path}: flux/error/bitmask shapes {'/'.join(map(str, shapes))} "
+                "must be equal and (nrows, npix) or (npix,)"
+            )
+        nrows, npix = (1, *shapes[0]) if len(shapes[0]) == 1 else shapes[0]
+        if not 0 <= row < nrows:
+            raise SpectrumError(
+                f"{path}: row {row} out of range; file has {nrows} row(s) (0-{nrows - 1})"
+            )
+        header = fits.hdus[0]
+        wavelength = _loglinear_wavelength(header if "CRVAL1" in header else images[0], npix, path)
+        flux, error, bitmask = (
+            _role_dtype(fits.image(hdu, row if len(hdu.shape) == 2 else None)) for hdu in images
         )
-    flux, error, bitmask = (np.atleast_2d(a) for a in (flux, error, bitmask))
-    nrows, npix = flux.shape
-    if not 0 <= row < nrows:
-        raise SpectrumError(
-            f"{path}: row {row} out of range; file has {nrows} row(s) (0-{nrows - 1})"
-        )
-    wavelength = _loglinear_wavelength(wcs, npix, path)
-    flux, error, bitmask = flux[row], error[row], bitmask[row]
+        meta = _meta(header, APSTAR_META)
+        if "telescope" not in meta:
+            meta.update(_telescope_from_name(path.name))
+        if row >= 2 and _card(header, f"SNRVIS{row - 1}", float) is not None:
+            meta["visit_snr"] = _card(header, f"SNRVIS{row - 1}", float)
     bad = bad_pixels(flux, error, bitmask)
-    meta = _meta(header, APSTAR_META)
-    if "telescope" not in meta:
-        meta.update(_telescope_from_name(path.name))
-    if row >= 2 and _card(header, f"SNRVIS{row - 1}", float) is not None:
-        meta["visit_snr"] = _card(header, f"SNRVIS{row - 1}", float)
     meta.update(path=str(path), row=row, kind="apStar")
-    spectrum = Spectrum(wavelength, flux, np.where(bad, np.inf, error), bad, meta)
+    error[bad] = np.inf
+    spectrum = Spectrum(wavelength, flux, error, bad, meta)
     return check_usable(spectrum)
 
 
@@ -267,7 +264,15 @@ def _loglinear_wavelength(
     if ncard is not None and ncard != npix:
         raise SpectrumError(f"{path}: header {count}={ncard} but the arrays have {npix} pixels")
     crpix = _card(header, f"CRPIX{axis}", float) or 1.0
-    return 10.0 ** (crval + cdelt * (np.arange(npix) + 1.0 - crpix))
+    return _loglinear_grid(crval, cdelt, crpix, npix).copy()
+
+
+@lru_cache(maxsize=16)
+def _loglinear_grid(crval: float, cdelt: float, crpix: float, npix: int) -> np.ndarray:
+    # Every file of a product has the same grid, and 10** of it is a fifth of a read.
+    grid = 10.0 ** (crval + cdelt * (np.arange(npix) + 1.0 - crpix))
+    grid.flags.writeable = False
+    return grid
 
 
 APVISIT_META = {
@@ -298,36 +303,42 @@ def read_apvisit(path: str | Path) -> Spectrum:
     the vacuum emulator recovers the header VRAD to ~1 km/s; air would be off by ~80 km/s).
     The spectrum is in the observed frame: it is not shifted to rest (see meta vrad)."""
     path = Path(path)
-    with _open_fits(path) as hdul:
-        flux = _image(hdul, 1, "flux", path)
-        error = _image(hdul, 2, "error", path)
-        bitmask = _image(hdul, 3, "mask", path)
-        wave = _image(hdul, 4, "wavelength", path)
-        header = hdul[0].header
-        field = _visit_field(hdul)
+    with _open_fits(path) as fits:
+        flux, error, bitmask, wave = (
+            fits.image(_image_hdu(fits, i + 1, what, path))
+            for i, what in enumerate(("flux", "error", "mask", "wavelength"))
+        )
+        field = _visit_field(fits)
+        meta = _meta(fits.hdus[0], APVISIT_META)
     if not (flux.shape == error.shape == bitmask.shape == wave.shape) or flux.ndim != 2:
         raise SpectrumError(
             f"{path}: flux/error/mask/wavelength shapes "
             f"{flux.shape}/{error.shape}/{bitmask.shape}/{wave.shape} must be equal (nchip, npix)"
         )
-    order = np.argsort(wave, axis=None, kind="stable")
-    wave, flux, error, bitmask = (a.ravel()[order] for a in (wave, flux, error, bitmask))
-    if not np.all(np.diff(wave) > 0):
-        raise SpectrumError(f"{path}: wavelengths are not finite and distinct across chips")
+    # Stored red chip first, each chip decreasing: reversed, that is increasing. Else
+    # sorted (when the result is usable its wavelengths are distinct: one order only).
+    wave, flux, error, bitmask = (
+        _role_dtype(a.ravel()[::-1]) for a in (wave, flux, error, bitmask)
+    )
+    if not np.all(wave[1:] > wave[:-1]):
+        order = np.argsort(wave, kind="stable")
+        wave, flux, error, bitmask = (a[order] for a in (wave, flux, error, bitmask))
+        if not np.all(np.diff(wave) > 0):
+            raise SpectrumError(f"{path}: wavelengths are not finite and distinct across chips")
     bad = bad_pixels(flux, error, bitmask)
-    meta = _meta(header, APVISIT_META)
     if field:
         meta["field"] = field
     meta.update(path=str(path), nvisits=1, kind="apVisit")
-    spectrum = Spectrum(wave, flux, np.where(bad, np.inf, error), bad, meta)
+    error[bad] = np.inf
+    spectrum = Spectrum(wave, flux, error, bad, meta)
     return check_usable(spectrum)
 
 
-def _visit_field(hdul) -> str | None:
+def _visit_field(fits: FitsFile) -> str | None:
     """The field name: apVisit headers lack it, but the HDU11 plugmap/target table has a
     FIELD column (e.g. 'N188')."""
-    if len(hdul) > 11 and isinstance(hdul[11], fits.BinTableHDU):
-        table = hdul[11].data
-        if table is not None and "FIELD" in table.names and len(table):
-            return str(table["FIELD"][0]).strip() or None
+    table = fits.hdus[11] if len(fits.hdus) > 11 else None
+    if table is not None and table.kind == "BinTableHDU" and table.has_column("FIELD"):
+        if table.nrows:
+            return str(fits.cell(table, "FIELD", 0)).strip() or None
     return None

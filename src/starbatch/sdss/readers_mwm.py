@@ -17,10 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from astropy.io import fits
 
 from starbatch.engine import flags
 
+from .fitsfile import HDU, FitsFile
 from .readers import (
     SpectrumError,
     _loglinear_wavelength,
@@ -66,27 +66,24 @@ def read_mwm(
     path = Path(path)
     index = HDU_INDEX[(instrument.upper(), observatory.upper())]
     name = f"{instrument.upper()}/{observatory.upper()}"
-    with _open_fits(path) as hdul:
-        header = hdul[0].header
-        _check_kind(hdul, path, kind, index, name)
-        table = _table(hdul, index, name, path)
-        if len(table) == 0:
-            raise SpectrumError(_empty_message(hdul, path, kind, index, name), flags.NO_SPECTRUM)
-        if not 0 <= row < len(table):
+    with _open_fits(path) as fits:
+        _check_kind(fits, path, kind, index, name)
+        table = _table(fits, index, name, path)
+        if table.nrows == 0:
+            raise SpectrumError(_empty_message(fits, path, kind, index, name), flags.NO_SPECTRUM)
+        if not 0 <= row < table.nrows:
             raise SpectrumError(
-                f"{path}: row {row} out of range; HDU{index} ({name}) has {len(table)} "
-                f"row(s) (0-{len(table) - 1})"
+                f"{path}: row {row} out of range; HDU{index} ({name}) has {table.nrows} "
+                f"row(s) (0-{table.nrows - 1})"
             )
-        hdu_header = hdul[index].header
-        record = table[row]
-        flux = _pixels(record, "flux", path, index)
-        ivar = _pixels(record, "ivar", path, index)
-        pixel_flags = _pixels(record, "pixel_flags", path, index)
-        wavelength = _wavelength(hdu_header, record, flux.size, path, index)
-        meta = _meta(header, MWM_META)
+        flux, ivar, pixel_flags = (
+            _pixels(fits, table, row, column, path) for column in ("flux", "ivar", "pixel_flags")
+        )
+        wavelength = _wavelength(fits, table, row, flux.size, path)
+        meta = _meta(fits.hdus[0], MWM_META)
         for column, kind_ in ROW_META.items():
-            if column in table.names:
-                meta[column] = kind_(np.asarray(record[column]).item())
+            if table.has_column(column):
+                meta[column] = kind_(np.asarray(fits.cell(table, column, row)).item())
     if not (flux.shape == ivar.shape == pixel_flags.shape == wavelength.shape):
         raise SpectrumError(
             f"{path}: HDU{index} ({name}) flux/ivar/pixel_flags/wavelength shapes "
@@ -104,48 +101,47 @@ def read_mwm(
         observatory=observatory.upper(),
         nvisits=meta.get("nvisits", 1),
     )
-    return check_usable(Spectrum(wavelength, flux, np.where(bad, np.inf, error), bad, meta))
+    error[bad] = np.inf
+    return check_usable(Spectrum(wavelength, flux, error, bad, meta))
 
 
-def _check_kind(hdul, path: Path, kind: str, index: int, name: str) -> None:
-    header = hdul[0].header
+def _check_kind(fits: FitsFile, path: Path, kind: str, index: int, name: str) -> None:
+    header = fits.hdus[0]
     if "V_ASTRA" not in header or "SDSS_ID" not in header:
         looks = (
             "; it looks like an apStar/apVisit file (image HDUs): use an ApStarFile or "
             "ApVisitFile analysis"
-            if len(hdul) > 1 and isinstance(hdul[1], fits.ImageHDU)
+            if len(fits.hdus) > 1 and fits.hdus[1].kind == "ImageHDU"
             else ""
         )
         raise SpectrumError(f"{path}: not an {kind} file: HDU0 has no V_ASTRA/SDSS_ID{looks}")
     other = "mwmVisit" if kind == "mwmStar" else "mwmStar"
-    for hdu in hdul[1:5]:
-        names = hdu.columns.names if isinstance(hdu, fits.BinTableHDU) else []
-        if KIND_COLUMN[other] in names and KIND_COLUMN[kind] not in names:
+    for hdu in fits.hdus[1:5]:
+        if hdu.kind != "BinTableHDU":
+            continue
+        if hdu.has_column(KIND_COLUMN[other]) and not hdu.has_column(KIND_COLUMN[kind]):
             raise SpectrumError(
                 f"{path}: an {other} file, not {kind} (HDU {hdu.name} has a "
                 f"{KIND_COLUMN[other]!r} column): use an {other} analysis"
             )
 
 
-def _table(hdul, index: int, name: str, path: Path):
-    if index >= len(hdul) or not isinstance(hdul[index], fits.BinTableHDU):
-        found = type(hdul[index]).__name__ if index < len(hdul) else "nothing"
+def _table(fits: FitsFile, index: int, name: str, path: Path) -> HDU:
+    if index >= len(fits.hdus) or fits.hdus[index].kind != "BinTableHDU":
+        found = fits.hdus[index].kind if index < len(fits.hdus) else "nothing"
         raise SpectrumError(f"{path}: HDU{index} ({name}) should be a binary table; found {found}")
-    extname = str(hdul[index].header.get("EXTNAME", "")).strip().upper()
+    table = fits.hdus[index]
+    extname = table.name.strip().upper()
     if extname and extname != name:
         raise SpectrumError(f"{path}: HDU{index} is {extname!r}, expected {name!r}")
-    data = hdul[index].data
-    return data if data is not None else np.zeros(0, dtype=[("flux", "f4")])
+    return table
 
 
-def _empty_message(hdul, path: Path, kind: str, index: int, name: str) -> str:
+def _empty_message(fits: FitsFile, path: Path, kind: str, index: int, name: str) -> str:
     others = [
-        f"HDU{i} {hdul[i].name}"
-        for i in range(1, min(len(hdul), 5))
-        if i != index
-        and isinstance(hdul[i], fits.BinTableHDU)
-        and hdul[i].data is not None
-        and len(hdul[i].data)
+        f"HDU{hdu.index} {hdu.name}"
+        for hdu in fits.hdus[1:5]
+        if hdu.index != index and hdu.kind == "BinTableHDU" and hdu.nrows
     ]
     boss_only = others and all("BOSS" in o for o in others)
     where = (
@@ -156,20 +152,19 @@ def _empty_message(hdul, path: Path, kind: str, index: int, name: str) -> str:
     return f"{path}: HDU{index} ({name}) of this {kind} is empty: no {name} spectrum{where}"
 
 
-def _pixels(record, column: str, path: Path, index: int) -> np.ndarray:
+def _pixels(fits: FitsFile, table: HDU, row: int, column: str, path: Path) -> np.ndarray:
     try:
-        values = np.asarray(record[column])
+        values = fits.cell(table, column, row)
     except KeyError:
-        raise SpectrumError(f"{path}: HDU{index} has no {column!r} column") from None
+        raise SpectrumError(f"{path}: HDU{table.index} has no {column!r} column") from None
     # Native byte order and one dtype per role: later numpy code stays simple and fast.
     if column == "pixel_flags":
         return values.astype(np.float64).astype(np.int64).ravel()
     return values.astype(np.float64).ravel()
 
 
-def _wavelength(header, record, npix: int, path: Path, index: int) -> np.ndarray:
-    if "wavelength" in record.array.names:
-        return np.asarray(record["wavelength"], dtype=np.float64).ravel()
-    return _loglinear_wavelength(
-        header, npix, path, f"HDU{index} (and no wavelength column)", axis="", count="NPIXELS"
-    )
+def _wavelength(fits: FitsFile, table: HDU, row: int, npix: int, path: Path) -> np.ndarray:
+    if table.has_column("wavelength"):
+        return np.asarray(fits.cell(table, "wavelength", row), dtype=np.float64).ravel()
+    where = f"HDU{table.index} (and no wavelength column)"
+    return _loglinear_wavelength(table, npix, path, where, axis="", count="NPIXELS")
