@@ -141,7 +141,9 @@ def load_registry(
             continue
         classes = analyses_in(module)
         if not classes:
-            problems.append(f"{where}: defines no Analysis subclass (docs/analyses.md: Your own analysis)")
+            problems.append(
+                f"{where}: defines no Analysis subclass (docs/analyses.md: Your own analysis)"
+            )
         found += [(where, cls) for cls in classes]
     if use_entry_points:
         found += _entry_point_classes(problems)

@@ -21,6 +21,7 @@ from astropy.io import fits
 from starbatch.engine import flags
 from starbatch.offline.synthetic import make_synthetic_star, write_apstar
 from starbatch.offline.synthetic_sdss5 import spectrum_row, write_apstar_dr19, write_mwm
+from starbatch.resources import REAL_SAS
 from starbatch.sdss.products import PRODUCTS
 from starbatch.sdss.readers import (
     APSTAR_META,
@@ -35,7 +36,7 @@ from starbatch.sdss.readers import (
 from starbatch.sdss.readers_mwm import HDU_INDEX, KIND_COLUMN, MWM_META, ROW_META, read_mwm
 from starbatch.sdss.spectrum import Spectrum
 
-REDUX = Path(__file__).resolve().parents[1] / "resources/real/sas/dr17/apogee/spectro/redux"
+REDUX = REAL_SAS / "dr17/apogee/spectro/redux"
 GIANT = REDUX / "dr17/stars/apo25m/000+02/apStar-dr17-2M17335483-2753043.fits"
 DWARF = REDUX / "dr17/stars/apo25m/K04_083+13/apStar-dr17-2M19485057+5005279.fits"
 VISITS = sorted(REDUX.glob("r13/visit/*/*/*/*/apVisit-*.fits"))
