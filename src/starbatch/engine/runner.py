@@ -41,6 +41,9 @@ from .worker import Registry, file_facts, messages, task_params, tasks_of
 log = logging.getLogger("starbatch")
 # How often the supervisor looks at the worker's memory while it waits (seconds).
 WATCH_S = 0.25
+# The fewest members the worker is handed at once (bar one tried alone). A lost chunk's
+# members are tried again alone, so a crash costs at most this many members' time again.
+MIN_CHUNK = 32
 
 
 class Terminated(BaseException):
@@ -264,9 +267,12 @@ class Supervised:
 
     def schedule(self) -> deque:
         """[members, alone] chunks of what is left: a member to be tried alone is a
-        chunk of its own; the others are cut into the analysis's chunk size."""
+        chunk of its own; the others are cut into chunks of at least MIN_CHUNK members
+        (a whole number of the analysis's chunk_size): one message, journal note and
+        read-ahead per chunk, not per member, for an analysis that takes one at a time."""
         chunks, run = deque(), []
-        size = max(1, self.declaration.chunk_size)
+        step = max(1, self.declaration.chunk_size)
+        size = step * -(-MIN_CHUNK // step)
         for i in self.todo:
             if i in self.outcomes:
                 continue

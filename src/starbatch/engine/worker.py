@@ -138,10 +138,11 @@ def _read_chunk(cls, tasks: list[Task], indices: list[int]) -> tuple[list, float
 
 
 def _prefetched(cls, analysis, model, tasks: list[Task], schedule: list) -> Iterator:
-    """Per chunk, its [(index, Outcome)], read and analysis seconds. The next chunk is
-    read in a second thread while this one is analysed (FITS reading is mostly I/O and
-    releases the GIL, so a batch costs max(read, analyse) rather than their sum), unless
-    either chunk is to be alone. At most two chunks are in memory."""
+    """Per scheduled chunk, its [(index, Outcome)], read and analysis seconds; a chunk
+    is handed to analyse_many in parts of the analysis's chunk_size. The next chunk is
+    read in a second thread while this one is analysed (where reading waits on the file
+    system or numpy, which release the GIL, a batch costs max(read, analyse) rather than
+    their sum), unless either chunk is to be alone. At most two chunks are in memory."""
     if not schedule:
         return
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
@@ -153,7 +154,11 @@ def _prefetched(cls, analysis, model, tasks: list[Task], schedule: list) -> Iter
             if together:
                 ahead = pool.submit(_read_chunk, cls, tasks, schedule[k + 1][0])
             t0 = time.perf_counter()
-            out = _analyse_chunk(cls, analysis, model, reads, read_s)
+            out = []
+            size = max(1, cls.chunk_size)  # what analyse_many is handed at once
+            for start in range(0, len(reads), size):
+                part = reads[start : start + size]
+                out += _analyse_chunk(cls, analysis, model, part, read_s * len(part) / len(reads))
             analyse_s = time.perf_counter() - t0
             if not together and k + 1 < len(schedule):
                 ahead = pool.submit(_read_chunk, cls, tasks, schedule[k + 1][0])
