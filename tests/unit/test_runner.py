@@ -303,3 +303,15 @@ def test_an_input_file_replaced_after_the_kill_is_read_again(sas, tmp_path, capl
     run_counting(sas, out)
     assert "resumed: 4 of 10" in caplog.text
     assert seen() == [3, 6, 7, 8, 9, 10]
+
+
+@pytest.mark.parametrize(
+    "chunk_size, per_obs_s, expected",
+    [(1, 0.0005, 256), (1, 0.05, 10), (1, 10.0, 1), (64, 0.05, 64), (32, 0.001, 256), (5, 0.1, 5)],
+)
+def test_cheap_members_go_to_the_worker_in_chunks_expensive_ones_alone(
+    chunk_size, per_obs_s, expected
+):
+    from starbatch.engine.limits import chunk_members
+
+    assert chunk_members(chunk_size, per_obs_s) == expected

@@ -1,6 +1,7 @@
 """The limits a batch job's supervisor holds each member to (engine/runner.py): a time
 limit per observation and the job's memory. A member past either is stopped and gets a
-flagged row (TIMEOUT, OUT_OF_MEMORY); the batch goes on.
+flagged row (TIMEOUT, OUT_OF_MEMORY); the batch goes on. Also how much work the worker
+is handed at once, which decides how much a lost worker costs.
 
 The time limit is the config's ``time_limit_per_obs_s`` (per analysis, else global) when
 set. Otherwise it comes from the time per observation: measured on earlier batches (what
@@ -17,6 +18,9 @@ from .plan.sizing import Costs
 
 FACTOR = 20.0
 FLOOR_S = 60.0
+# Members handed to the worker at once: about CHUNK_S of work, at most CHUNK_MAX.
+CHUNK_S = 0.5
+CHUNK_MAX = 256
 
 
 @dataclass(frozen=True)
@@ -67,3 +71,14 @@ def time_limit(
         FLOOR_S,
         f"{FACTOR:g} x {declared_per_obs_s:g} s per observation, {declared_where}",
     )
+
+
+def chunk_members(chunk_size: int, per_obs_s: float) -> int:
+    """How many members the worker is handed at once: about CHUNK_S seconds of work (at
+    most CHUNK_MAX), a whole number of the analysis's chunk_size. Cheap members then cost
+    one message, journal note and read-ahead per chunk, not each; an expensive member
+    is a chunk of its own, so a SIGTERM or a crash loses little finished work, and a
+    hang is caught after its own time limit, not a chunk's."""
+    step = max(1, chunk_size)
+    wanted = min(CHUNK_MAX, int(CHUNK_S / per_obs_s)) if per_obs_s > 0 else CHUNK_MAX
+    return step * max(1, -(-wanted // step))

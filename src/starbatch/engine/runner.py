@@ -33,7 +33,7 @@ from .analysis import Declaration, Task
 from .batch_table import Outcome, write_batch_table
 from .errors import BatchError
 from .journal import Journal, Past, journal_path, plan_digest, record
-from .limits import TimeLimit, configured_time_limit, time_limit
+from .limits import TimeLimit, chunk_members, configured_time_limit, time_limit
 from .plan.sizing import Costs, recorded_costs
 from .process import ENDED, MESSAGE, ForkedWorker, InProcessWorker
 from .worker import Registry, file_facts, messages, task_params, tasks_of
@@ -41,9 +41,6 @@ from .worker import Registry, file_facts, messages, task_params, tasks_of
 log = logging.getLogger("starbatch")
 # How often the supervisor looks at the worker's memory while it waits (seconds).
 WATCH_S = 0.25
-# The fewest members the worker is handed at once (bar one tried alone). A lost chunk's
-# members are tried again alone, so a crash costs at most this many members' time again.
-MIN_CHUNK = 32
 
 
 class Terminated(BaseException):
@@ -113,15 +110,27 @@ class RunSettings:
             measured=recorded_costs(plan_dir).get(analysis),
         )
 
+    def declared_per_obs(self, declaration: Declaration) -> tuple[float, str]:
+        """(seconds per observation, where it is declared): the config's, else the
+        analysis's own."""
+        if self.runtime_per_obs_s is not None:
+            return self.runtime_per_obs_s, f"config analyses.{declaration.name}.runtime_per_obs_s"
+        return declaration.resources["runtime_per_obs_s"], f"{declaration.name}'s runtime_per_obs_s"
+
     def time_limit(self, declaration: Declaration) -> TimeLimit:
-        declared = self.runtime_per_obs_s
-        where = f"config analyses.{declaration.name}.runtime_per_obs_s"
-        if declared is None:
-            declared = declaration.resources["runtime_per_obs_s"]
-            where = f"{declaration.name}'s runtime_per_obs_s"
+        declared, where = self.declared_per_obs(declaration)
         return time_limit(
             self.time_limit_per_obs_s, self.time_limit_where, self.measured, declared, where
         )
+
+    def chunk_members(self, declaration: Declaration) -> int:
+        """How many members the worker is handed at once (limits.chunk_members), from
+        the measured time per observation, else the declared one."""
+        if self.measured is not None and self.measured.per_obs_s > 0:
+            per_obs = self.measured.per_obs_s
+        else:
+            per_obs = self.declared_per_obs(declaration)[0]
+        return chunk_members(declaration.chunk_size, per_obs)
 
 
 def run_batch(
@@ -267,12 +276,9 @@ class Supervised:
 
     def schedule(self) -> deque:
         """[members, alone] chunks of what is left: a member to be tried alone is a
-        chunk of its own; the others are cut into chunks of at least MIN_CHUNK members
-        (a whole number of the analysis's chunk_size): one message, journal note and
-        read-ahead per chunk, not per member, for an analysis that takes one at a time."""
+        chunk of its own; the others are cut into chunks of RunSettings.chunk_members."""
         chunks, run = deque(), []
-        step = max(1, self.declaration.chunk_size)
-        size = step * -(-MIN_CHUNK // step)
+        size = self.run.chunk_members(self.declaration)
         for i in self.todo:
             if i in self.outcomes:
                 continue
@@ -450,14 +456,14 @@ class Supervised:
         # this run analysed; the job's wall time minus it is the per-batch fixed cost.
         header["LOOP_S"] = (round(self.shares["loop_s"], 3), "seconds in the member loop")
         header["NRUN"] = (len(self.todo), "members analysed in this run (not resumed)")
-        header["NWORKER"] = (self.workers, "worker processes (more: a member stopped one)")
+        header["NWORKER"] = (self.workers, "worker processes (>1: a member stopped one)")
         first = -1.0 if self.first is None else round(self.first, 3)
-        header["FIRST_S"] = (first, "seconds from the script's start to a first result")
+        header["FIRST_S"] = (first, "s from the job script's start to a result")
         # The job's memory for sizing (engine/sizing.py): Snakemake's benchmark samples too
         # rarely to see a short batch's peak.
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         peak = self.peak_mb + own if self.run.supervise else max(self.peak_mb, own)
-        header["PEAK_MB"] = (round(peak, 1), "largest resident memory of the job, MB")
+        header["PEAK_MB"] = (round(peak, 1), "peak resident memory of the job (MB)")
         return header
 
 
