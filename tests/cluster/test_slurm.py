@@ -11,6 +11,7 @@ import csv
 import os
 import re
 import subprocess
+import sys
 from datetime import datetime
 
 import numpy as np
@@ -79,21 +80,26 @@ def runs(slurm, tmp_path_factory):
     local = _workdir(tmp_path_factory, "local")
     snakemake(local, timeout=600)
 
+    # As the README says: `starbatch run --profile slurm` finds the shipped profile.
     on_slurm = _workdir(tmp_path_factory, "on_slurm")
-    proc = snakemake(
-        on_slurm,
-        *slurm_args(cpus),
+    proc = subprocess.run(
+        [sys.executable, "-m", "starbatch.cli", "run", *slurm_args(cpus, profile="slurm")],
+        cwd=on_slurm,
         env={**env, "STARBATCH_SLURM_PARTITION": PARTITION},
+        capture_output=True,
+        text=True,
         timeout=600,
     )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert str(PROFILE) in proc.stderr  # Snakemake names the profile it used
     return local, on_slurm, proc, env
 
 
-def slurm_args(cpus: int) -> list[str]:
+def slurm_args(cpus: int, profile: str = str(PROFILE)) -> list[str]:
     """Snakemake's arguments for the test cluster, through the SLURM profile."""
     return [
         "--profile",
-        str(PROFILE),
+        profile,
         "--workflow-profile",
         "none",
         # The test cluster has no accounting (sacct does not work) and a large

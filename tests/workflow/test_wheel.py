@@ -82,6 +82,9 @@ def test_init_run_status_in_an_empty_directory(venv, tmp_path):
     assert lines["linedepth"][1:3] == ["4", "0"]  # done, failed
     rerun = sh(venv, "starbatch", "rerun", "failed", "--cores", "2", cwd=project)
     assert rerun.returncode == 0 and "nothing to rerun: no failed rows" in rerun.stdout
+    report = sh(venv, "starbatch", "run", "--cores", "2", "--report", "report.html", cwd=project)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert (project / "report.html").stat().st_size > 100_000
 
 
 def test_the_packaged_workflow_as_a_module_of_your_own_snakefile(venv, tmp_path):
