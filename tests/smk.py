@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 from starbatch.offline.workflow import snakemake_command, write_config
@@ -84,3 +85,23 @@ def pip_install_target(source: Path, target: Path) -> None:
          "--target", str(target), str(source)],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
+
+
+def module_snakefile(snakefile: str | Path) -> str:
+    """A user's own Snakefile that uses the packaged workflow as a module (as
+    docs/development.md shows it)."""
+    return textwrap.dedent(
+        f"""
+        configfile: "config/config.yaml"
+
+
+        module starbatch:
+            snakefile:
+                "{snakefile}"
+            config:
+                config
+
+
+        use rule * from starbatch
+        """
+    )

@@ -180,7 +180,7 @@ def test_slurm_results_equal_the_local_run(runs):
 def test_a_batch_that_hits_its_time_limit_resumes_in_the_retry(slurm, tmp_path):
     """SLURM's TIMEOUT sends SIGTERM (then SIGKILL): the batch saves its journal, the
     profile resubmits it with a doubled time limit, and the retry resumes."""
-    from slow_project import analysed, make_project
+    from user_projects import analysed, make_project
 
     env, cpus = slurm
     # 100 s of work against a 1-minute limit (2 minutes for the retry).
@@ -220,7 +220,7 @@ def test_batches_run_side_by_side(slurm, tmp_path):
     the packing it gives gridfit's batches: their runs overlap. A packed group job
     runs its batches one after another (plugin 2.8.0, jobstep 0.6.1: a blocking
     srun per batch under --jobs 1), which fails this test."""
-    from slow_project import make_project
+    from user_projects import make_project
 
     env, cpus = slurm
     assert cpus >= 2, "side by side needs a node with 2 CPUs (STARBATCH_SLURM_CPUS)"

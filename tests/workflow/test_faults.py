@@ -22,15 +22,10 @@ import pytest
 from faults import kill_group, run_snakemake, science, start_snakemake, wait_for
 from starbatch.engine import flags
 from starbatch.engine.results import read_table
-from starbatch.offline.workflow import write_config
-from starbatch.resources import REAL_SAS
-from starbatch.sdss.products import APSTAR
+from user_projects import real_star, user_project
 
 pytestmark = pytest.mark.slow
 
-REAL_FILE = REAL_SAS / (
-    "dr17/apogee/spectro/redux/dr17/stars/apo25m/000+02/apStar-dr17-2M17335483-2753043.fits"
-)
 FAULTY = """
 import ctypes
 import os
@@ -41,7 +36,6 @@ import numpy as np
 
 from starbatch.engine.analysis import Analysis, Column
 from starbatch.engine.params import Parameter
-from starbatch.sdss.products import APSTAR
 
 
 class Faulty(Analysis):
@@ -89,36 +83,13 @@ def make_project(workdir: Path, groups: dict, sas: Path | None = None, **config)
     rows, start = [], 0
     for (analysis, fault), (n, poisoned) in groups.items():
         for k in range(n):
-            name = obj(start + k)
-            path = sas / APSTAR.relative_path(
-                APSTAR.parse_keys({"telescope": "apo25m", "field": "F0", "obj": name})
-            )
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not path.is_symlink():
-                path.symlink_to(REAL_FILE)
+            real_star(sas, obj(start + k))
             poison = obj(start + poisoned) if poisoned is not None else ""
-            rows.append(f"{analysis},apo25m,F0,{name},{fault},{poison}")
+            rows.append(f"{analysis},apo25m,F0,{obj(start + k)},{fault},{poison}")
         start += n
-    (workdir / "config").mkdir(parents=True, exist_ok=True)
-    (workdir / "faulty.py").write_text(FAULTY)
-    (workdir / "config/observations.csv").write_text(
-        "analysis,telescope,field,obj,fault,poison\n" + "\n".join(rows) + "\n"
-    )
-    write_config(
-        workdir,
-        {
-            "observations": "config/observations.csv",
-            "sas_base_dir": str(sas),
-            "max_batch_size": 1000,
-            "max_failed_fraction": 0.5,
-            "progress_seconds": 1,
-            "analysis_modules": ["faulty.py"],
-            "analyses": {"faulty": {"time_limit_per_obs_s": 4}},
-            "demo": {"enabled": False},
-            **config,
-        },
-    )
-    return workdir
+    header = "analysis,telescope,field,obj,fault,poison"
+    limits = {"analyses": {"faulty": {"time_limit_per_obs_s": 4}}}
+    return user_project(workdir, "faulty.py", FAULTY, header, rows, sas, **{**limits, **config})
 
 
 def rows_by_obj(workdir: Path) -> dict:
@@ -421,9 +392,7 @@ def test_odd_paths_and_links_are_rows_not_failures(tmp_path):
     make_project(workdir, {("faulty", "none"): (6, None)}, sas=sas)
     links = {}
     for k, how in ((4, "loop"), (5, "dangling")):
-        path = sas / APSTAR.relative_path(
-            APSTAR.parse_keys({"telescope": "apo25m", "field": "F0", "obj": obj(k)})
-        )
+        path = real_star(sas, obj(k))
         path.unlink()
         if how == "loop":
             path.symlink_to(path.name)

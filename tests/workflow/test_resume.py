@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from faults import kill_group, run_snakemake, science, start_snakemake, wait_for
-from slow_project import N, analysed, make_project
 from smk import planned_jobs
+from user_projects import N, analysed, make_project
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from smk import pip_install_target, snakemake
+from smk import module_snakefile, pip_install_target, snakemake
 from starbatch.analyses.registry import BUILTIN, RegistryError, load_registry
 from starbatch.resources import PROJECT, REAL_SAS
 from starbatch.workflow import SNAKEFILE
@@ -103,23 +103,7 @@ def test_analysis_from_an_installed_package_entry_point(tmp_path):
 def test_starbatch_as_a_snakemake_module(tmp_path):
     project = make_project(tmp_path / "project", analysis_modules=["linedepth.py"])
     shutil.copy(EXAMPLE, project / "linedepth.py")
-    (project / "Snakefile").write_text(
-        textwrap.dedent(
-            f"""
-            configfile: "config/config.yaml"
-
-
-            module starbatch:
-                snakefile:
-                    "{SNAKEFILE}"
-                config:
-                    config
-
-
-            use rule * from starbatch
-            """
-        )
-    )
+    (project / "Snakefile").write_text(module_snakefile(SNAKEFILE))
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(project)]
     proc = subprocess.run(
         [*cmd, "-s", str(project / "Snakefile")], capture_output=True, text=True, cwd=project

@@ -7,11 +7,11 @@ and the packaged workflow as a `module:` of the user's own Snakefile."""
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
+from smk import module_snakefile
 from starbatch.engine.results import read_table
 
 pytestmark = pytest.mark.slow
@@ -93,23 +93,7 @@ def test_the_packaged_workflow_as_a_module_of_your_own_snakefile(venv, tmp_path)
     table = project / "config/observations.csv"
     table.write_text("\n".join(table.read_text().splitlines()[:5]) + "\n")  # snr, linedepth
     snakefile = sh(venv, "starbatch", "workflow-path", cwd=tmp_path).stdout.strip()
-    (project / "Snakefile").write_text(
-        textwrap.dedent(
-            f"""
-            configfile: "config/config.yaml"
-
-
-            module starbatch:
-                snakefile:
-                    "{snakefile}"
-                config:
-                    config
-
-
-            use rule * from starbatch
-            """
-        )
-    )
+    (project / "Snakefile").write_text(module_snakefile(snakefile))
     run = sh(venv, "snakemake", "--cores", "2", cwd=project)
     assert run.returncode == 0, run.stderr[-4000:]
     summary = read_table(project / "results/summary.fits")

@@ -60,6 +60,11 @@ class Costs:
     def batch_seconds(self, n: int) -> float:
         return self.setup_s + n * self.per_obs_s
 
+    def longest(self, batch_minutes: float) -> int:
+        """The largest batch that runs within ``batch_minutes`` (at least 1)."""
+        per_obs = max(self.per_obs_s, 1e-9)
+        return max(1, math.floor((batch_minutes * 60 - self.setup_s) / per_obs))
+
     def setup_share(self, n: int) -> float:
         total = self.batch_seconds(n)
         return self.setup_s / total if total > 0 else 0.0
@@ -89,7 +94,7 @@ def choose_size(
         return 1, "no time per observation measured: one per batch"
     # share = s / (s + n p) <= f  <=>  n >= s (1 - f) / (f p)
     wanted = max(1, math.ceil(costs.setup_s * (1 - setup_share) / (setup_share * costs.per_obs_s)))
-    longest = max(1, math.floor((batch_minutes * 60 - costs.setup_s) / costs.per_obs_s))
+    longest = costs.longest(batch_minutes)
     share = f"set-up {costs.setup_s:.2f} s, {costs.per_obs_s:.4g} s per observation"
     if wanted > longest:
         return longest, (
@@ -114,8 +119,7 @@ def one_round(
     if parallel <= 1 or rows <= 0:
         return size, ""
     rounds = math.ceil(rows / parallel)
-    longest = max(1, math.floor((batch_minutes * 60 - costs.setup_s) / max(costs.per_obs_s, 1e-9)))
-    wanted = min(rounds, longest)
+    wanted = min(rounds, costs.longest(batch_minutes))
     if wanted <= size:
         return size, ""
     return wanted, f"; raised to {wanted}: one round of {parallel} batches at a time" + (
