@@ -13,8 +13,6 @@ from pathlib import Path
 
 from starbatch.workflow import PROFILES, SNAKEFILE
 
-SUMMARY = Path("results/summary.fits")
-SKIPPED = Path("results/plan/skipped.csv")
 CONFIG = Path("config/config.yaml")
 RUN_PID = Path(".starbatch/run.pid")
 # Options that say how many jobs run at once (else `run` asks for every core); -c8, -j8
@@ -78,16 +76,12 @@ def _unlock_after_a_killed_run(directory: Path) -> None:
     subprocess.call([*snakemake_command(["--unlock"])], cwd=directory)
 
 
-def status(config_path: Path = CONFIG) -> dict:
+def status() -> dict:
     """The status table of the project in the working directory, printed; its data."""
-    import yaml
+    from starbatch.engine.status import format_status
+    from starbatch.offline.project import status as project_status
 
-    from starbatch.analyses.registry import load_registry
-    from starbatch.engine.status import format_status, status
-
-    config = yaml.safe_load(config_path.read_text()) or {}
-    root = config.get("sas_base_dir") or os.environ.get("SAS_BASE_DIR", "")
-    result = status(SUMMARY, SKIPPED, root, load_registry(config.get("analysis_modules", [])))
+    result = project_status()
     print(format_status(result))
     return result
 

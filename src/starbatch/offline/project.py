@@ -1,5 +1,5 @@
 """A project directory, as `starbatch init` and `starbatch demo` write it: a config, an
-observation table, and what the table reads.
+observation table, and what the table reads; and what its results say (``status``).
 
 - ``init_project``: a commented config for real data, an example table on the four real
   DR17 files shipped with starbatch (copied into ``sas/``), an example analysis of your
@@ -9,6 +9,7 @@ observation table, and what the table reads.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from .demo import demo_stars, demo_table, sdss5_stars
 
 CONFIG = Path("config/config.yaml")
 TABLE = Path("config/observations.csv")
+SUMMARY = Path("results/summary.fits")
+SKIPPED = Path("results/plan/skipped.csv")
 
 
 class ProjectExists(FileExistsError):
@@ -66,3 +69,16 @@ def write_demo_table(path: str | Path, demo: dict) -> None:
         demo_stars(n, seed, snr), sdss5=sdss5_stars(demo.get("n_sdss5", 0), seed, snr)
     )
     write_atomic(path, lambda tmp: rows.to_csv(tmp, index=False))
+
+
+def status(directory: str | Path = ".") -> dict:
+    """engine.status of the project in ``directory``: its SAS root and its analyses
+    (the built-in ones and those its config lists) from its config."""
+    from starbatch.analyses.registry import load_registry
+    from starbatch.engine.status import status as results_status
+
+    directory = Path(directory)
+    config = yaml.safe_load((directory / CONFIG).read_text()) or {}
+    root = config.get("sas_base_dir") or os.environ.get("SAS_BASE_DIR", "")
+    registry = load_registry(config.get("analysis_modules", []))
+    return results_status(directory / SUMMARY, directory / SKIPPED, root, registry)

@@ -24,9 +24,9 @@ def from_snakemake(smk) -> None:
 
 
 def cli() -> None:
-    from starbatch.cli import status as print_status
+    from starbatch.offline.project import status as project_status
 
-    print_status()
+    print(format_status(project_status()))
 
 
 run_entry(from_snakemake, cli, globals())
