@@ -52,6 +52,8 @@ def test_one_place_decides_where_the_library_comes_from():
         capture_output=True, text=True, cwd=REPO, check=True,
     ).stdout.split()  # fmt: skip
     hits = []
+    # pytest's pythonpath = ["tests"] puts the tests' own helpers on the path: not the library
+    placing = re.compile(r'sys\.path\.(insert|append|extend)|^pythonpath\s*=(?! \["tests"\])', re.M)
     for name in tracked:
         text = (REPO / name).read_text()
         # (pytest's pythonpath = ["tests"] puts the tests' own helpers on the path)
