@@ -88,3 +88,11 @@ def make_project(
     rows = [f"slow,apo25m,F0,{obj},{device},{pause}" for obj in objs(n)]
     header = "analysis,telescope,field,obj,device,pause"
     return user_project(workdir, "slow.py", SLOW, header, rows, sas, journal_every=10, **config)
+
+
+def analysed(workdir: Path) -> list[int]:
+    """The table lines the slow analysis analysed, in order (analysed.txt)."""
+    try:
+        return [int(x) for x in (workdir / "analysed.txt").read_text().split()]
+    except FileNotFoundError:
+        return []

@@ -36,6 +36,7 @@ import numpy as np
 
 from starbatch.engine.analysis import Analysis, Column
 from starbatch.engine.params import Parameter
+from starbatch.sdss.products import APSTAR
 
 
 class Faulty(Analysis):
@@ -312,7 +313,7 @@ def test_a_plan_killed_after_it_began_writing_is_made_again(tmp_path):
     make_project(workdir, {("faulty", "none"): (6, None)}, max_batch_size=2)
     manifest = workdir / "results/plan/manifest.tsv"
     old_mtime = manifest.stat().st_mtime_ns
-    (workdir / "results/plan/cache.json").unlink()
+    (workdir / "results/plan/record.json").unlink()
     os.utime(workdir / "config/observations.csv", ns=(old_mtime - 10**9, old_mtime - 10**9))
     proc = run_snakemake(workdir, *TARGETS)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -333,7 +334,8 @@ def test_a_model_file_placed_after_a_run_makes_its_rows_stale(tmp_path):
     rows = [f"cannon,apo25m,F0,{obj(k)},," for k in range(2)]
     table.write_text(table.read_text() + "\n".join(rows) + "\n")
     assert run_snakemake(workdir).returncode == 0
-    status = [sys.executable, "-m", "starbatch.cli", "status"]
+    starbatch = [sys.executable, "-m", "starbatch.cli"]
+    status = [*starbatch, "status"]
     before = subprocess.run(status, cwd=workdir, capture_output=True, text=True, check=True)
     assert _stale(before.stdout, "cannon") == 0
 
@@ -350,11 +352,11 @@ def test_a_model_file_placed_after_a_run_makes_its_rows_stale(tmp_path):
     plain = run_snakemake(workdir)
     assert plain.returncode == 0
     assert "2 row(s) were made with a model file other than" in plain.stderr
-    assert "status.py --rerun stale" in plain.stderr
+    assert "rerun them with: starbatch rerun stale" in plain.stderr
 
     # Rerun them from the project directory, without naming the workflow.
     rerun = subprocess.run(
-        [*status, "--rerun", "stale", "--", "--cores", "2"], cwd=workdir,
+        [*starbatch, "rerun", "stale", "--cores", "2"], cwd=workdir,
         capture_output=True, text=True,
     )  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr[-3000:]
@@ -364,7 +366,7 @@ def test_a_model_file_placed_after_a_run_makes_its_rows_stale(tmp_path):
     # A damaged model file: one line naming it.
     (models / "cannon-v2.npz").write_bytes(b"not a model")
     broken = subprocess.run(
-        [*status, "--rerun", "stale", "--", "--cores", "2"], cwd=workdir,
+        [*starbatch, "rerun", "stale", "--cores", "2"], cwd=workdir,
         capture_output=True, text=True,
     )  # fmt: skip
     assert broken.returncode != 0

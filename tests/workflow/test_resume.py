@@ -103,7 +103,7 @@ def test_changing_only_an_insignificant_parameter_reruns_nothing(tmp_path):
     assert run_snakemake(workdir).returncode == 0  # re-plans, reruns no batch
     assert batch.stat().st_mtime_ns == mtime
     assert planned_jobs(workdir) == {}
-    (settings,) = json.loads((workdir / "results/plan/settings.json").read_text()).values()
+    (settings,) = json.loads((workdir / "results/plan/insignificant.json").read_text()).values()
     assert settings["device"] == "cuda:1"
 
 

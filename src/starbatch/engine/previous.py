@@ -38,18 +38,26 @@ def keep(paths: Iterable[str | Path]) -> None:
             log.warning("no previous version of %s kept: %s", path, exc)
 
 
-def restore(paths: Iterable[str | Path]) -> list[Path]:
-    """Link back each missing output that has a previous version; those restored."""
-    restored = []
-    for path in map(Path, paths):
-        if path.exists():
-            continue
-        try:
-            os.link(previous_path(path), path)
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            log.warning("cannot restore %s: %s", path, exc)
-            continue
-        restored.append(path)
-    return restored
+def roll_back(paths: Iterable[str | Path]) -> bool:
+    """Put a job's kept outputs back as they were if the job did not finish: when one is
+    missing or is not its previous version (a finished job links each to its previous
+    version last), every one that differs goes and its previous version comes back.
+    Whether it did; nothing without previous versions of them all (a first run)."""
+    paths = [Path(p) for p in paths]
+    kept = [previous_path(p) for p in paths]
+    if not all(k.exists() for k in kept):
+        return False
+    if all(_same(p, k) for p, k in zip(paths, kept, strict=True)):
+        return False
+    for path, old in zip(paths, kept, strict=True):
+        if not _same(path, old):
+            path.unlink(missing_ok=True)
+            os.link(old, path)
+    return True
+
+
+def _same(path: Path, other: Path) -> bool:
+    try:
+        return os.path.samefile(path, other)
+    except OSError:
+        return False

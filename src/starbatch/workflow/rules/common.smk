@@ -77,17 +77,21 @@ def ask_redo(rule):
 
 
 def mend_outputs():
-    """Before anything is scheduled, and after a failed job: a kept output that a
-    failed job left missing is linked back, and its job asked for again; so is a plan
-    that stopped half-way (killed while writing, a full disk)."""
+    """Before anything is scheduled, and after a failed job: the kept outputs of a job
+    that did not finish are put back as they were (engine/previous.py) and the job is
+    asked for again; so is a plan that stopped half-way (killed while writing, a full
+    disk)."""
     if not workflow.is_main_process:
         return  # a job's own Snakemake: its outputs are the main process's business
     from starbatch.engine.plan.record import whole
-    from starbatch.engine.previous import restore
+    from starbatch.engine.previous import roll_back
 
     for rule, paths in KEPT.items():
-        for path in restore(paths):
-            logger.info(f"starbatch: {path} is back as it was before its job failed")
+        if roll_back(paths):
+            logger.info(
+                f"starbatch: {', '.join(paths)} are back as they were before a {rule} job "
+                "that did not finish; it runs again"
+            )
             ask_redo(rule)
     why = whole(PLAN_DIR, PLAN_MANIFEST)
     if why:

@@ -17,12 +17,19 @@ from starbatch.engine.results import failed_rows, merge, write_table
 def collect(
     inputs, fits_out, csv_out=None, failed_csv=None, skipped_csv=None, parquet_out=None
 ) -> None:
-    table = merge(list(inputs))
-    write_table(table, fits_out, csv_out, parquet_out)
-    if failed_csv:  # the global summary: what a failed run of this job leaves in place
-        failed = failed_rows(table, skipped_csv)
-        write_atomic(failed_csv, lambda tmp: failed.to_csv(tmp, index=False))
-        previous.keep(p for p in (fits_out, csv_out, parquet_out, failed_csv) if p)
+    outputs = [p for p in (fits_out, csv_out, parquet_out, failed_csv) if p]
+    try:
+        table = merge(list(inputs))
+        write_table(table, fits_out, csv_out, parquet_out)
+        if failed_csv:
+            failed = failed_rows(table, skipped_csv)
+            write_atomic(failed_csv, lambda tmp: failed.to_csv(tmp, index=False))
+    except BaseException:
+        if failed_csv:  # the global summary: a failed run leaves the previous one
+            previous.roll_back(outputs)
+        raise
+    if failed_csv:
+        previous.keep(outputs)
 
 
 def from_snakemake(smk) -> None:
