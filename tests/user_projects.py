@@ -63,6 +63,7 @@ def user_project(
     """A project in ``workdir``: the analysis module ``module`` (``source``), the table
     (``header`` and ``rows``) and a config without the demo (``config`` overrides)."""
     (workdir / "config").mkdir(parents=True, exist_ok=True)
+    sas.mkdir(parents=True, exist_ok=True)
     (workdir / module).write_text(source)
     (workdir / "config/observations.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
     defaults = {

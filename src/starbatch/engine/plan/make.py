@@ -92,7 +92,7 @@ def _plan(request: PlanRequest, sizes: Mapping[str, int], registry) -> dict:
     stats = record.unchanged(plan_dir, key, root, request.buildable) if root.is_dir() else None
     if stats is not None:
         # Snakemake deleted the checkpoint's outputs before this job: the same again.
-        previous.restore([request.manifest, request.skipped])
+        previous.roll_back([request.manifest, request.skipped])
         log.info(
             "plan unchanged: same table, sizes, code and workflow, and no listed directory "
             "changed (%s); nothing rewritten",

@@ -83,6 +83,8 @@ def mend_outputs():
     disk)."""
     if not workflow.is_main_process:
         return  # a job's own Snakemake: its outputs are the main process's business
+    if not workflow.persistence and any(Path(".snakemake/locks").glob("*.lock")):
+        return  # before this run's lock: another run is at work here, or it was killed
     from starbatch.engine.plan.record import whole
     from starbatch.engine.previous import roll_back
 
