@@ -2,6 +2,8 @@
 # (docs/analyses.md). Not part of the default run: ask for a target, e.g.
 # `snakemake --cores 2 evaluate_accuracy`.
 
+from starbatch.analyses.labels import VALID_RANGE
+
 
 rule evaluate_accuracy:
     input:
@@ -88,3 +90,45 @@ rule real_spectra_table:
         sas=REAL_SAS,
     script:
         "../../scripts/real_spectra_table.py"
+
+
+# The independent evaluation (docs/evaluation.md): a set made by another code path (The
+# Cannon's own package on the Doppler models, its own LSF, continuum and noise), in its
+# own environment, then every label analysis on it.
+rule independent_set:
+    input:
+        generator=str(REPO / "scripts/starbatch/offline/independent.py"),
+    output:
+        directory("results/evaluation/independent/set"),
+    log:
+        "logs/evaluation/independent_set.log",
+    conda:
+        "../envs/independent.yaml"
+    params:
+        n=100,
+        n_out=2,
+        snr=[50, 100, 200],
+        seed=9100,
+        valid_range=VALID_RANGE,
+        python=str(REPO / ".venv-independent/bin/python"),
+    script:
+        "../../scripts/make_independent_set.py"
+
+
+rule evaluate_independent:
+    input:
+        set=rules.independent_set.output[0],
+        models=default_model_files,
+    output:
+        table="results/evaluation/independent.tsv",
+    log:
+        "logs/evaluation/independent.log",
+    benchmark:
+        "benchmarks/evaluation/independent.tsv"
+    conda:
+        CONDA_ENV
+    threads: 2
+    params:
+        analyses=LABEL_ANALYSES,
+    script:
+        "../../scripts/evaluate_independent.py"

@@ -23,6 +23,11 @@ LABEL_COLUMNS = (
     Column("feh_err", "dex", "1-sigma uncertainty of feh"),
 )
 LABELS = ("teff", "logg", "feh")
+# The stars gridfit, apogeenet and cannon claim to describe: giants along the giant branch
+# and dwarfs on the main sequence, in these Teff ranges (K), at these [Fe/H] (dex). Each
+# analysis's labels and errors are held to their targets anywhere in it, and the
+# independent evaluation draws its labels uniformly over it (docs/evaluation.md).
+VALID_RANGE = {"giant_teff": (3800.0, 5200.0), "dwarf_teff": (4500.0, 6500.0), "feh": (-2.0, 0.4)}
 # The fits' residual statistic behind their error widening (methods.goodness.widening).
 RESID_CORR = Column(
     "resid_corr",
