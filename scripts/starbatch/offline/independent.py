@@ -203,16 +203,28 @@ def dwarf_logg(teff: np.ndarray) -> np.ndarray:
     return 4.6 - 0.4 * (teff - 4500.0) / 2000.0
 
 
+# The metal-poor giant branch ends hotter than the solar one: no giant is drawn whose
+# branch logg would be below this (its tip), e.g. none cooler than ~4100 K at [Fe/H] -2.
+GIANT_TIP_LOGG = 0.3
+
+
 def draw_in_range(kind: str, n: int, valid: dict, rng: np.random.Generator) -> np.ndarray:
-    """(n, 3) labels uniform in Teff and [Fe/H] over the declared range of ``kind``; logg
-    on the giant branch or main sequence with a uniform +-0.3 / +-0.15 dex spread."""
-    teff = rng.uniform(*valid[f"{kind}_teff"], n)
-    feh = rng.uniform(*valid["feh"], n)
-    if kind == "giant":
-        logg = giant_logg(teff, feh) + rng.uniform(-0.3, 0.3, n)
-    else:
-        logg = dwarf_logg(teff) + rng.uniform(-0.15, 0.15, n)
-    return np.column_stack([teff, logg, feh])
+    """(n, 3) labels uniform in Teff and [Fe/H] over the declared range of ``kind`` where
+    such stars exist; logg on the giant branch or main sequence with a uniform +-0.3 /
+    +-0.15 dex spread."""
+    out = np.empty((0, 3))
+    while len(out) < n:
+        teff = rng.uniform(*valid[f"{kind}_teff"], n)
+        feh = rng.uniform(*valid["feh"], n)
+        if kind == "giant":
+            branch = giant_logg(teff, feh)
+            keep = branch >= GIANT_TIP_LOGG
+            logg = branch + rng.uniform(-0.3, 0.3, n)
+        else:
+            keep = np.ones(n, dtype=bool)
+            logg = dwarf_logg(teff) + rng.uniform(-0.15, 0.15, n)
+        out = np.vstack([out, np.column_stack([teff, logg, feh])[keep]])
+    return out[:n]
 
 
 def native_vacuum(model) -> np.ndarray:
