@@ -105,10 +105,10 @@ rule independent_set:
     conda:
         "../envs/independent.yaml"
     params:
-        n=100,
-        n_out=2,
-        snr=[50, 100, 200],
-        seed=9100,
+        n=config["independent"].get("n", 100),
+        n_out=config["independent"].get("n_out", 2),
+        snr=config["independent"].get("snr", [50, 100, 200]),
+        seed=config["independent"].get("seed", 9100),
         valid_range=VALID_RANGE,
         python=str(REPO / ".venv-independent/bin/python"),
     script:

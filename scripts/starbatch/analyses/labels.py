@@ -62,6 +62,39 @@ QUALITY_COLUMNS = (
         "line_snr", "", f"significance of the lines the fit explains (POOR_FIT < {MIN_LINE_SNR:g})"
     ),
 )
+# The model-independent test behind NOT_COOL_STAR (starbatch.methods.hydrogen).
+HYDROGEN_COLUMNS = (
+    Column(
+        "brackett_depth",
+        "",
+        "depth of the Brackett lines (Br11, fraction of the continuum; < 0: emission), "
+        "measured without a stellar model (NOT_COOL_STAR)",
+    ),
+    Column(
+        "metal_rms",
+        "",
+        "rms of the narrow (metal) lines, noise taken out, as a fraction of the continuum "
+        "(NOT_COOL_STAR when small beside brackett_depth)",
+    ),
+)
+
+
+def hydrogen_check(spectra: Sequence) -> tuple[np.ndarray, list[dict]]:
+    """(NOT_COOL_STAR or 0 per spectrum, its HYDROGEN_COLUMNS values per spectrum), from
+    the spectra as read: no analysis's model takes part (methods.hydrogen)."""
+    from starbatch.methods.hydrogen import hydrogen_lines, not_cool_star
+
+    h = hydrogen_lines(
+        *(np.stack([getattr(s, k) for s in spectra]) for k in ("flux", "error", "bad"))
+    )
+    flag = np.where(
+        not_cool_star(h["depth"], h["depth_err"], h["metal_rms"]), flags.NOT_COOL_STAR, 0
+    )
+    values = [
+        {"brackett_depth": float(d), "metal_rms": float(m)}
+        for d, m in zip(h["depth"], h["metal_rms"], strict=True)
+    ]
+    return flag, values
 
 
 def label_row(values, noise_errors, model_error, flag: int = 0, **extra) -> dict:

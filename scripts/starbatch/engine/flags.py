@@ -11,6 +11,7 @@ LOW_SNR = 1 << 5
 NOT_RUN = 1 << 6
 NO_SPECTRUM = 1 << 7
 OFF_BEST_FIT = 1 << 8
+NOT_COOL_STAR = 1 << 12
 
 DESCRIPTIONS = {
     READ_ERROR: "READ_ERROR: file missing, unreadable or not a valid spectrum file",
@@ -25,6 +26,9 @@ DESCRIPTIONS = {
     "(e.g. an mwmStar of a BOSS-only star: empty APOGEE HDU)",
     OFF_BEST_FIT: "OFF_BEST_FIT: the physical model fits the spectrum markedly better at other "
     "labels (chi2_excess above max_chi2_excess): a learned analysis misread it",
+    NOT_COOL_STAR: "NOT_COOL_STAR: not a star the label analyses describe (strong Brackett lines "
+    "without metal lines: a hot star; or hydrogen emission), by a test that uses no stellar "
+    "model; the labels are written but must not be trusted",
 }
 
 # Flags that mean "no result": the row's values are NaN.

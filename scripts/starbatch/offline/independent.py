@@ -38,7 +38,8 @@ CRVAL1, CDELT1, NPIX = 4.179, 6e-6, 8575
 CHIP_COVERAGE = ((15145.0, 15808.0), (15858.0, 16433.0), (16474.0, 16955.0))
 # APOGEE_PIXMASK bits (SDSS datamodel).
 BADPIX, CRPIX, SATPIX, PERSIST_LOW, SIG_SKYLINE, SIG_TELLURIC = 0, 1, 2, 11, 12, 13
-# The hydrogen Brackett series n -> 4 in the APOGEE band (vacuum A), n = 11..20.
+# The hydrogen Brackett series n -> 4 in the APOGEE band (vacuum A), n = 11..20. Restated,
+# not imported from starbatch.methods.hydrogen: this file shares no code with what it checks.
 BRACKETT = {
     11: 16811.1,
     12: 16411.7,
