@@ -22,7 +22,8 @@ class Cannon(Analysis):
     name = "cannon"
     product = APSTAR
     # 2: errors widened by the correlated excess chi2 (methods/goodness.py widening).
-    # 3: NOT_COOL_STAR and its columns (methods/hydrogen.py).
+    # 3: NOT_COOL_STAR and its columns (methods/hydrogen.py); line_snr against the noise
+    # alone, not noise + the model's scatter s2 (POOR_FIT on 40% of metal-poor dwarfs).
     version = "3"
     parameters = (
         Parameter("model", str, "v2", help="model cannon-{model}.npz (project, else shipped)"),
@@ -74,6 +75,7 @@ class Cannon(Analysis):
             ~prepared.bad,
             params["fit_floor"],
             3,
+            noise=prepared.error**2,
         )
         edge = labels.outside(fit["labels"], model.label_min, model.label_max)
         hflag, hydrogen = labels.hydrogen_check(spectra)
