@@ -45,6 +45,9 @@ DEFAULT_CONFIG = {
     # 20%), so F dwarfs are not at the network's edge.
     "dwarf_fraction": 0.2,
     "dwarf_teff": [5400.0, 600.0],
+    # This share of the training (and model-error calibration) labels uniform over the
+    # declared valid range instead (training_set.draw_trained_labels).
+    "uniform_fraction": 0.0,
     "n_valid": 100,
     "n_calib": 100,
     "calib_draws": 32,
@@ -73,6 +76,12 @@ def network_set(
     )
     xs, es = zip(*(network_inputs(p) for p in chunks), strict=True)
     return labels, snrs, np.concatenate(xs), np.concatenate(es)
+
+
+def training_prior(cfg: dict) -> dict:
+    """The label distribution of training and of the model-error calibration."""
+    keys = ("dwarf_fraction", "dwarf_teff", "uniform_fraction")
+    return {k: tuple(cfg[k]) if isinstance(cfg[k], list) else cfg[k] for k in keys}
 
 
 def _seed_everything(seed: int, threads: int) -> None:
@@ -110,7 +119,7 @@ def _train(emulator: Emulator, config: dict | None) -> tuple[object, dict, dict]
     t0 = time.perf_counter()
     cont_mask = continuum_pixels(prior_model_flux(emulator, seed=seed))
     star = augmented_star if cfg["augment"] else make_synthetic_star
-    prior = {"dwarf_fraction": cfg["dwarf_fraction"], "dwarf_teff": tuple(cfg["dwarf_teff"])}
+    prior = training_prior(cfg)
     labels, _, x, _ = network_set(
         emulator, int(cfg["n_train"]), cfg["train_snr"], seed, cont_mask, star, prior
     )
@@ -169,11 +178,15 @@ def _train(emulator: Emulator, config: dict | None) -> tuple[object, dict, dict]
 
 def calibrate(model: ApogeeNetModel, emulator: Emulator, cfg: dict) -> np.ndarray:
     """The model-error term per label, from held-out clean spectra at CALIBRATION_SNR
-    (seeds apart from training, validation and the accuracy evaluation)."""
+    (seeds apart from training, validation and the accuracy evaluation), with the
+    training's label distribution (so the valid range counts as training weighs it)."""
     truth, estimate, noise = [], [], []
     for k, snr in enumerate(CALIBRATION_SNR):
         seed = int(cfg["seed"]) + 2000 + k
-        labels, _, x, e = network_set(emulator, int(cfg["n_calib"]), snr, seed, model.cont_mask)
+        prior = training_prior(cfg)
+        labels, _, x, e = network_set(
+            emulator, int(cfg["n_calib"]), snr, seed, model.cont_mask, prior=prior
+        )
         values, errors = model.predict(x, e, n_draws=int(cfg["calib_draws"]))
         truth.append(labels), estimate.append(values), noise.append(errors)
     return model_errors(np.vstack(truth), np.vstack(estimate), np.vstack(noise))

@@ -36,6 +36,9 @@ DEFAULT_CONFIG = {
     "n_calib": 100,
     "valid_snr": [20, 50, 100, 200],
     "scatter_iterations": 5,
+    # This share of the training (and model-error calibration) labels uniform over the
+    # declared valid range instead of from the prior (training_set.draw_trained_labels).
+    "uniform_fraction": 0.0,
 }
 
 
@@ -91,19 +94,23 @@ def train(
     )
 
 
-def prepared_set(emulator: Emulator, n: int, snr, seed: int, cont_mask: np.ndarray):
+def prepared_set(emulator: Emulator, n: int, snr, seed: int, cont_mask: np.ndarray, prior=None):
     """(labels, Prepared) for a seeded synthetic set, normalised in one piece."""
-    labels, _, (prepared,) = prepared_chunks(emulator, n, snr, seed, cont_mask, chunk=None)
+    labels, _, (prepared,) = prepared_chunks(
+        emulator, n, snr, seed, cont_mask, chunk=None, prior=prior
+    )
     return labels, prepared
 
 
 def calibrate(model: CannonModel, emulator: Emulator, cfg: dict) -> np.ndarray:
     """The model-error term per label, from held-out spectra at CALIBRATION_SNR (seeds
-    apart from training, validation and the accuracy evaluation)."""
+    apart from training, validation and the accuracy evaluation), with the training's
+    label distribution."""
     truth, estimate, noise = [], [], []
+    prior = {"uniform_fraction": cfg["uniform_fraction"]}
     for k, snr in enumerate(CALIBRATION_SNR):
         seed = int(cfg["seed"]) + 2000 + k
-        labels, p = prepared_set(emulator, int(cfg["n_calib"]), snr, seed, model.cont_mask)
+        labels, p = prepared_set(emulator, int(cfg["n_calib"]), snr, seed, model.cont_mask, prior)
         fit = fit_labels(model, p)
         truth.append(labels), estimate.append(fit["labels"])
         noise.append(noise_errors(model, fit)[0])
@@ -116,7 +123,9 @@ def train_from_emulator(emulator: Emulator, config: dict | None = None) -> tuple
     seed = int(cfg["seed"])
     t0 = time.perf_counter()
     cont_mask = continuum_pixels(prior_model_flux(emulator, seed=seed))
-    labels, p = prepared_set(emulator, int(cfg["n_train"]), cfg["train_snr"], seed, cont_mask)
+    prior = {"uniform_fraction": cfg["uniform_fraction"]}
+    n, snr = int(cfg["n_train"]), cfg["train_snr"]
+    labels, p = prepared_set(emulator, n, snr, seed, cont_mask, prior)
     model = train(labels, p.flux, p.ivar, cont_mask, int(cfg["scatter_iterations"]), cfg)
     seconds = time.perf_counter() - t0
     log.info(
