@@ -23,7 +23,8 @@ class Cannon(Analysis):
     product = APSTAR
     # 2: errors widened by the correlated excess chi2 (methods/goodness.py widening).
     # 3: NOT_COOL_STAR and its columns (methods/hydrogen.py); line_snr against the noise
-    # alone, not noise + the model's scatter s2 (POOR_FIT on 40% of metal-poor dwarfs).
+    # alone, not noise + the model's scatter s2 (POOR_FIT on 40% of metal-poor dwarfs);
+    # pixels the training never covered are bad; cannon-v2 cubic, trained over the valid range.
     version = "3"
     parameters = (
         Parameter("model", str, "v2", help="model cannon-{model}.npz (project, else shipped)"),

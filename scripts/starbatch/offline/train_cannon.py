@@ -39,6 +39,8 @@ DEFAULT_CONFIG = {
     # This share of the training (and model-error calibration) labels uniform over the
     # declared valid range instead of from the prior (training_set.draw_trained_labels).
     "uniform_fraction": 0.0,
+    # The polynomial's degree: 2 (the classic Cannon) or 3.
+    "order": 2,
 }
 
 
@@ -69,7 +71,7 @@ def train(
     fid = np.percentile(labels, 50, axis=0)
     scale = np.percentile(labels, 97.5, axis=0) - np.percentile(labels, 2.5, axis=0)
     x = (labels - fid) / scale
-    v = design(x)
+    v = design(x, int((config or {}).get("order", 2)))
     good = ivar > 0
     var = np.where(good, 1.0 / np.where(good, ivar, 1.0), 1.0)  # 1.0: any positive value
     s2 = np.zeros(flux.shape[1])
