@@ -45,8 +45,8 @@ DEFAULT_CONFIG = {
     # 20%), so F dwarfs are not at the network's edge.
     "dwarf_fraction": 0.2,
     "dwarf_teff": [5400.0, 600.0],
-    # This share of the training (and model-error calibration) labels uniform over the
-    # declared valid range instead (training_set.draw_trained_labels).
+    # This share of the training labels uniform over the declared valid range instead
+    # (training_set.draw_trained_labels).
     "uniform_fraction": 0.0,
     "n_valid": 100,
     "n_calib": 100,
@@ -79,7 +79,7 @@ def network_set(
 
 
 def training_prior(cfg: dict) -> dict:
-    """The label distribution of training and of the model-error calibration."""
+    """The label distribution of the training set."""
     keys = ("dwarf_fraction", "dwarf_teff", "uniform_fraction")
     return {k: tuple(cfg[k]) if isinstance(cfg[k], list) else cfg[k] for k in keys}
 
@@ -178,15 +178,14 @@ def _train(emulator: Emulator, config: dict | None) -> tuple[object, dict, dict]
 
 def calibrate(model: ApogeeNetModel, emulator: Emulator, cfg: dict) -> np.ndarray:
     """The model-error term per label, from held-out clean spectra at CALIBRATION_SNR
-    (seeds apart from training, validation and the accuracy evaluation), with the
-    training's label distribution (so the valid range counts as training weighs it)."""
+    (seeds apart from training, validation and the accuracy evaluation), labels from the
+    prior. (With the training's mixture, half uniform over the valid range, the Teff term
+    was 18.7 K instead of 11 K: pulls 0.70-0.75 on the clean sets and 0.68 on the
+    independent one at S/N 100, docs/evaluation.md.)"""
     truth, estimate, noise = [], [], []
     for k, snr in enumerate(CALIBRATION_SNR):
         seed = int(cfg["seed"]) + 2000 + k
-        prior = training_prior(cfg)
-        labels, _, x, e = network_set(
-            emulator, int(cfg["n_calib"]), snr, seed, model.cont_mask, prior=prior
-        )
+        labels, _, x, e = network_set(emulator, int(cfg["n_calib"]), snr, seed, model.cont_mask)
         values, errors = model.predict(x, e, n_draws=int(cfg["calib_draws"]))
         truth.append(labels), estimate.append(values), noise.append(errors)
     return model_errors(np.vstack(truth), np.vstack(estimate), np.vstack(noise))
