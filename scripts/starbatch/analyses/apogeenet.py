@@ -40,7 +40,8 @@ class ApogeeNet(Analysis):
     # 2: the labels are the mean over the noise draws (methods/apogeenet/network.py).
     # 3: chi2_excess and OFF_BEST_FIT.
     # 4: errors times noise_corr (noise correlated between neighbouring pixels).
-    # 5: NOT_COOL_STAR and its columns (methods/hydrogen.py).
+    # 5: NOT_COOL_STAR and its columns (methods/hydrogen.py); apogeenet-v2 retrained with
+    # half its labels uniform over the valid range.
     version = "5"
     parameters = (
         Parameter(
