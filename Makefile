@@ -3,8 +3,10 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 CORES ?= 2
+# The independent evaluation set's generator runs in its own environment (docs/evaluation.md).
+INDEP ?= .venv-independent
 
-.PHONY: demo test lint clean browser
+.PHONY: demo test lint clean browser independent
 
 # The pinned requirements, then starbatch itself (editable: the checkout is the library).
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
@@ -13,6 +15,17 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# The Cannon's package and the Doppler models (their data only: --no-deps), apart from the
+# project's runtime.
+$(INDEP)/bin/.installed: requirements-independent.txt
+	$(PYTHON) -m venv $(INDEP)
+	$(INDEP)/bin/pip install --quiet -r requirements-independent.txt
+	$(INDEP)/bin/pip install --quiet --no-deps thedoppler==1.1.32
+	touch $@
+
+independent: $(INDEP)/bin/.installed
+
 
 # The demo project in demo/ (made on the first run, reused after).
 demo: $(BIN)/.installed
@@ -24,7 +37,7 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: $(BIN)/.installed lint browser
+test: $(BIN)/.installed $(INDEP)/bin/.installed lint browser
 	$(BIN)/pytest -q
 
 # snakemake --lint needs a project to read the config of: a fresh one in build/lint.

@@ -137,3 +137,26 @@ def test_draw_labels():
         200, np.random.default_rng(1), label_min=[4000, 1, -1], label_max=[5000, 3, 0]
     )
     assert narrow[:, 0].min() >= 4000 and narrow[:, 1].max() <= 3 and narrow[:, 2].min() >= -1
+
+
+def test_training_labels_cover_the_valid_range(emulator):
+    """uniform_fraction: that share uniform over the declared range (metal-poor dwarfs
+    included, which the prior lacks); 0 leaves the prior's draws as they were."""
+    from starbatch.analyses.labels import VALID_RANGE
+    from starbatch.offline.training_set import draw_trained_labels
+
+    rng = np.random.default_rng(3)
+    mixed = draw_trained_labels(emulator, 4000, rng, {"uniform_fraction": 0.5})
+    prior = draw_trained_labels(emulator, 4000, np.random.default_rng(3))
+    assert np.array_equal(
+        prior,
+        draw_trained_labels(emulator, 4000, np.random.default_rng(3), {"uniform_fraction": 0}),
+    )
+
+    def metal_poor_dwarfs(labels):
+        return np.sum((labels[:, 1] > 3.8) & (labels[:, 2] < -1.2))
+
+    assert metal_poor_dwarfs(prior) < 10 < 200 < metal_poor_dwarfs(mixed)
+    lo = VALID_RANGE["feh"][0]
+    assert np.sum(mixed[:, 2] < lo) > 50  # beyond the range's edge too
+    assert np.all(mixed >= emulator.label_min) and np.all(mixed <= emulator.label_max)

@@ -40,7 +40,9 @@ class ApogeeNet(Analysis):
     # 2: the labels are the mean over the noise draws (methods/apogeenet/network.py).
     # 3: chi2_excess and OFF_BEST_FIT.
     # 4: errors times noise_corr (noise correlated between neighbouring pixels).
-    version = "4"
+    # 5: NOT_COOL_STAR and its columns (methods/hydrogen.py); apogeenet-v2 retrained with
+    # half its labels uniform over the valid range.
+    version = "5"
     parameters = (
         Parameter(
             "model",
@@ -87,6 +89,7 @@ class ApogeeNet(Analysis):
             "factor on the noise-draw errors for noise correlated between neighbouring pixels "
             "(1: white), from the residuals of that best fit",
         ),
+        *labels.HYDROGEN_COLUMNS,
     )
     # Spectra per analyse_many call: x n_draws (or 1) network inputs (~35 kB each).
     chunk_size = 32
@@ -126,9 +129,12 @@ class ApogeeNet(Analysis):
         fit_chi2, line_snr, excess, corr = self._quality(model, cubic, values, params["fit_floor"])
         errors = errors * corr[:, None]
         edge = labels.outside(values, model.label_min, model.label_max)
+        hflag, hydrogen = labels.hydrogen_check(spectra)
         for j, i in enumerate(ok):
-            flag = (flags.GRID_EDGE if edge[j] else 0) | labels.quality_flag(
-                fit_chi2[j], line_snr[j], params
+            flag = (
+                int(hflag[j])
+                | (flags.GRID_EDGE if edge[j] else 0)
+                | labels.quality_flag(fit_chi2[j], line_snr[j], params)
             )
             if excess[j] > params["max_chi2_excess"]:
                 flag |= flags.OFF_BEST_FIT
@@ -137,6 +143,7 @@ class ApogeeNet(Analysis):
                 "line_snr": float(line_snr[j]),
                 "chi2_excess": float(excess[j]),
                 "noise_corr": float(corr[j]),
+                **hydrogen[j],
             }
             out[i] = labels.label_row(values[j], errors[j], model.model_error, flag, **extra)
         return out

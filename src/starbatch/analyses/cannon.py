@@ -22,7 +22,10 @@ class Cannon(Analysis):
     name = "cannon"
     product = APSTAR
     # 2: errors widened by the correlated excess chi2 (methods/goodness.py widening).
-    version = "2"
+    # 3: NOT_COOL_STAR and its columns (methods/hydrogen.py); line_snr against the noise
+    # alone, not noise + the model's scatter s2 (POOR_FIT on 40% of metal-poor dwarfs);
+    # pixels the training never covered are bad; cannon-v2 cubic, trained over the valid range.
+    version = "3"
     parameters = (
         Parameter("model", str, "v2", help="model cannon-{model}.npz (project, else shipped)"),
         *labels.QUALITY_PARAMETERS,
@@ -34,6 +37,7 @@ class Cannon(Analysis):
         labels.RESID_CORR,
         *labels.QUALITY_COLUMNS,
         Column("n_pix", "", "pixels used in the fit", "i8"),
+        *labels.HYDROGEN_COLUMNS,
     )
     chunk_size = 128
 
@@ -72,15 +76,17 @@ class Cannon(Analysis):
             ~prepared.bad,
             params["fit_floor"],
             3,
+            noise=prepared.error**2,
         )
         edge = labels.outside(fit["labels"], model.label_min, model.label_max)
+        hflag, hydrogen = labels.hydrogen_check(spectra)
         for j, i in enumerate(ok):
             if fit["n_pix"][j] < 300:
                 exc = ValueError(f"only {fit['n_pix'][j]} usable pixels after normalisation")
                 exc.flag = flags.BAD_DATA
                 out[i] = exc
                 continue
-            flag = flags.GRID_EDGE if edge[j] else 0
+            flag = int(hflag[j]) | (flags.GRID_EDGE if edge[j] else 0)
             flag |= labels.quality_flag(fit_chi2[j], line_snr[j], params)
             out[i] = labels.label_row(
                 fit["labels"][j],
@@ -92,5 +98,6 @@ class Cannon(Analysis):
                 fit_chi2=float(fit_chi2[j]),
                 line_snr=float(line_snr[j]),
                 n_pix=int(fit["n_pix"][j]),
+                **hydrogen[j],
             )
         return out

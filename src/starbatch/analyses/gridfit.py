@@ -14,11 +14,13 @@ from starbatch.engine.params import Parameter
 from starbatch.sdss.products import APSTAR
 
 from .labels import (
+    HYDROGEN_COLUMNS,
     LABEL_COLUMNS,
     LABELS,
     QUALITY_COLUMNS,
     QUALITY_PARAMETERS,
     RESID_CORR,
+    hydrogen_check,
     label_row,
     quality_flag,
     usable,
@@ -31,7 +33,8 @@ class GridFit(Analysis):
     name = "gridfit"
     product = APSTAR
     # 2: errors widened by the correlated excess chi2 (methods/gridfit/fit.py widening).
-    version = "2"
+    # 3: NOT_COOL_STAR and its columns (methods/hydrogen.py).
+    version = "3"
     parameters = (
         Parameter("grid", str, "demo", help="model grid name: resources/grids/{grid}.npz"),
         *QUALITY_PARAMETERS,
@@ -44,6 +47,7 @@ class GridFit(Analysis):
         RESID_CORR,
         *QUALITY_COLUMNS,
         Column("n_pix", "", "pixels used in the fit", "i8"),
+        *HYDROGEN_COLUMNS,
     )
     chunk_size = 64
 
@@ -63,18 +67,23 @@ class GridFit(Analysis):
         if not ok:
             return out
         floor = tasks[ok[0]].params["fit_floor"]
-        fits = fit_many(model, [tasks[i].spectrum for i in ok], on_error="return", fit_floor=floor)
-        for i, fit in zip(ok, fits, strict=True):
-            out[i] = fit if isinstance(fit, Exception) else self._row(fit, tasks[i])
+        spectra = [tasks[i].spectrum for i in ok]
+        fits = fit_many(model, spectra, on_error="return", fit_floor=floor)
+        hflag, hydrogen = hydrogen_check(spectra)
+        for j, (i, fit) in enumerate(zip(ok, fits, strict=True)):
+            if isinstance(fit, Exception):
+                out[i] = fit
+            else:
+                out[i] = self._row(fit, tasks[i], hflag[j], hydrogen[j])
         return out
 
     @staticmethod
-    def _row(fit: dict, task: Task) -> dict:
+    def _row(fit: dict, task: Task, flag: int, hydrogen: dict) -> dict:
         from starbatch.methods.gridfit.fit import MODEL_ERROR
 
-        flag = flags.GRID_EDGE if fit["at_edge"] else 0
+        flag |= flags.GRID_EDGE if fit["at_edge"] else 0
         flag |= quality_flag(fit["fit_chi2"], fit["line_snr"], task.params)
         values = [fit[name] for name in LABELS]
         errors = [fit[name + "_err"] for name in LABELS]
         extra = {k: fit[k] for k in ("chi2_red", "resid_corr", "fit_chi2", "line_snr", "n_pix")}
-        return label_row(values, errors, MODEL_ERROR, flag, **extra)
+        return label_row(values, errors, MODEL_ERROR, int(flag), **extra, **hydrogen)

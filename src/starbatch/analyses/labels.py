@@ -23,6 +23,11 @@ LABEL_COLUMNS = (
     Column("feh_err", "dex", "1-sigma uncertainty of feh"),
 )
 LABELS = ("teff", "logg", "feh")
+# The stars gridfit, apogeenet and cannon claim to describe: giants along the giant branch
+# and dwarfs on the main sequence, in these Teff ranges (K), at these [Fe/H] (dex). Each
+# analysis's labels and errors are held to their targets anywhere in it, and the
+# independent evaluation draws its labels uniformly over it (docs/evaluation.md).
+VALID_RANGE = {"giant_teff": (3800.0, 5200.0), "dwarf_teff": (4500.0, 6500.0), "feh": (-2.0, 0.4)}
 # The fits' residual statistic behind their error widening (methods.goodness.widening).
 RESID_CORR = Column(
     "resid_corr",
@@ -57,6 +62,39 @@ QUALITY_COLUMNS = (
         "line_snr", "", f"significance of the lines the fit explains (POOR_FIT < {MIN_LINE_SNR:g})"
     ),
 )
+# The model-independent test behind NOT_COOL_STAR (starbatch.methods.hydrogen).
+HYDROGEN_COLUMNS = (
+    Column(
+        "brackett_depth",
+        "",
+        "depth of the Brackett lines (Br11, fraction of the continuum; < 0: emission), "
+        "measured without a stellar model (NOT_COOL_STAR)",
+    ),
+    Column(
+        "metal_rms",
+        "",
+        "rms of the narrow (metal) lines, noise taken out, as a fraction of the continuum "
+        "(NOT_COOL_STAR when small beside brackett_depth)",
+    ),
+)
+
+
+def hydrogen_check(spectra: Sequence) -> tuple[np.ndarray, list[dict]]:
+    """(NOT_COOL_STAR or 0 per spectrum, its HYDROGEN_COLUMNS values per spectrum), from
+    the spectra as read: no analysis's model takes part (methods.hydrogen)."""
+    from starbatch.methods.hydrogen import hydrogen_lines, not_cool_star
+
+    h = hydrogen_lines(
+        *(np.stack([getattr(s, k) for s in spectra]) for k in ("flux", "error", "bad"))
+    )
+    flag = np.where(
+        not_cool_star(h["depth"], h["depth_err"], h["metal_rms"]), flags.NOT_COOL_STAR, 0
+    )
+    values = [
+        {"brackett_depth": float(d), "metal_rms": float(m)}
+        for d, m in zip(h["depth"], h["metal_rms"], strict=True)
+    ]
+    return flag, values
 
 
 def label_row(values, noise_errors, model_error, flag: int = 0, **extra) -> dict:

@@ -16,6 +16,8 @@ OFF_BEST_FIT = 1 << 8
 CRASHED = 1 << 9
 TIMEOUT = 1 << 10
 OUT_OF_MEMORY = 1 << 11
+# A test outside every model (methods/hydrogen.py) sets this one.
+NOT_COOL_STAR = 1 << 12
 
 DESCRIPTIONS = {
     READ_ERROR: "READ_ERROR: file missing, unreadable or not a valid spectrum file",
@@ -36,6 +38,9 @@ DESCRIPTIONS = {
     "analysis's process was stopped",
     OUT_OF_MEMORY: "OUT_OF_MEMORY: the analysis's process went past the batch job's memory "
     "(mem_mb) on this observation and was stopped",
+    NOT_COOL_STAR: "NOT_COOL_STAR: not a star the label analyses describe (strong Brackett lines "
+    "without metal lines: a hot star; or hydrogen emission), by a test that uses no stellar "
+    "model; the labels are written but must not be trusted",
 }
 
 # A member the analysis itself failed on (not its file): many of them in one batch mean

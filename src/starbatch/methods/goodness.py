@@ -36,21 +36,26 @@ def fit_quality(
     good: np.ndarray,
     floor: float,
     n_par: int,
+    noise: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(fit_chi2, line_snr) per spectrum for normalised data (n, npix): ``model`` is the
     best-fit model times its continuum, ``continuum`` the best line-free continuum alone
-    and ``variance`` the noise variance; only ``good`` pixels count."""
+    and ``variance`` the variance fit_chi2 adds the floor to; line_snr is against the
+    ``noise`` variance alone (default ``variance``: a model's own scatter added there
+    would call the weak lines of a metal-poor star insignificant). Only ``good`` pixels
+    count."""
     flux, variance, model, continuum = (
         np.atleast_2d(np.asarray(a, dtype=np.float64)) for a in (flux, variance, model, continuum)
     )
     good = np.atleast_2d(good) & np.isfinite(variance) & (variance > 0)
     var = np.where(good, variance, 1.0)
+    noise_var = var if noise is None else np.where(good, np.atleast_2d(noise), 1.0)
     depth = 1.0 - np.where(good, model / np.where(continuum > 0, continuum, 1.0), 1.0)
     r2 = np.where(good, (flux - model) ** 2, 0.0)
     total = var + CONTINUUM_FLOOR**2 + (floor * depth) ** 2
     dof = np.maximum(good.sum(axis=1) - n_par, 1)
     fit_chi2 = np.sum(r2 / total, axis=1) / dof
-    gain = np.sum(np.where(good, (flux - continuum) ** 2, 0.0) / var - r2 / var, axis=1)
+    gain = np.sum(np.where(good, (flux - continuum) ** 2 - r2, 0.0) / noise_var, axis=1)
     return fit_chi2, np.sqrt(np.maximum(gain, 0.0))
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from starbatch.analyses.labels import VALID_RANGE
 from starbatch.engine.atomic import atomic_path
 from starbatch.methods.emulator import Emulator
 from starbatch.resources import PRIOR
@@ -247,4 +248,39 @@ def draw_labels(
         feh = np.where(dwarf, rng.normal(-0.1, 0.25, m), feh)
         draw = np.column_stack([teff, logg, feh])
         out = np.vstack([out, draw[np.all((draw >= lo) & (draw <= hi), axis=1)]])
+    return out[:n]
+
+
+# How far training reaches beyond the declared valid range (Teff K, [Fe/H] dex below and
+# above), so that the range's own edges are not the edges of training.
+VALID_MARGIN = {"teff": 300.0, "feh_low": 0.5, "feh_high": 0.1}
+
+
+def draw_valid_labels(n: int, rng: np.random.Generator, giant_fraction: float = 0.6) -> np.ndarray:
+    """(n, 3) labels uniform in Teff and [Fe/H] over the declared valid range
+    (analyses.labels.VALID_RANGE) widened by VALID_MARGIN: giants on the branch
+    (``rgb_logg`` +- 0.4 dex, none below logg 0.3: metal-poor branches end hotter), dwarfs
+    on the main sequence (+- 0.2 dex). The labels a model must get right, whatever the
+    prior says about how often such stars are observed."""
+    out = np.empty((0, 3))
+    feh_range = (VALID_RANGE["feh"][0] - VALID_MARGIN["feh_low"], VALID_RANGE["feh"][1])
+    feh_range = (feh_range[0], feh_range[1] + VALID_MARGIN["feh_high"])
+    widen = (-VALID_MARGIN["teff"], VALID_MARGIN["teff"])
+    while len(out) < n:
+        m = 2 * (n - len(out)) + 16
+        giant = rng.random(m) < giant_fraction
+        teff = np.where(
+            giant,
+            rng.uniform(*np.add(VALID_RANGE["giant_teff"], widen), m),
+            rng.uniform(*np.add(VALID_RANGE["dwarf_teff"], widen), m),
+        )
+        feh = rng.uniform(*feh_range, m)
+        branch = rgb_logg(teff, feh)
+        logg = np.where(
+            giant,
+            branch + rng.uniform(-0.4, 0.4, m),
+            4.44 + 1.8e-4 * (5777.0 - teff) + rng.uniform(-0.2, 0.2, m),
+        )
+        keep = ~giant | (branch >= 0.3)
+        out = np.vstack([out, np.column_stack([teff, logg, feh])[keep]])
     return out[:n]

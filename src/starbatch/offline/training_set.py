@@ -20,7 +20,7 @@ from starbatch.methods.normalise import CONT_DEGREE, Prepared, normalise_many
 from starbatch.sdss.readers import bad_pixels
 from starbatch.sdss.spectrum import Spectrum, apstar_wavelength
 
-from .synthetic import draw_labels, make_synthetic_star
+from .synthetic import draw_labels, draw_valid_labels, make_synthetic_star
 
 
 @dataclass
@@ -52,11 +52,20 @@ def draw_trained_labels(
     emulator: Emulator, n: int, rng: np.random.Generator, prior: dict | None = None
 ) -> np.ndarray:
     """(n, 3) labels from the realistic prior (``prior``: draw_labels options, e.g. more
-    or hotter dwarfs), inside the emulator's trained region."""
+    or hotter dwarfs), inside the emulator's trained region. ``prior["uniform_fraction"]``
+    of them (0 by default) come from ``draw_valid_labels`` instead: uniform over the
+    declared valid range, so the prior weights training but is not its only source."""
+    prior = dict(prior or {})
+    uniform = float(prior.pop("uniform_fraction", 0.0))
     out = np.empty((0, 3))
+    lo, hi = emulator.label_min, emulator.label_max
     while len(out) < n:
-        lo, hi = emulator.label_min, emulator.label_max
-        draw = draw_labels(n - len(out), rng, label_min=lo, label_max=hi, **(prior or {}))
+        m = n - len(out)
+        k = int(rng.binomial(m, uniform)) if uniform > 0 else 0
+        draw = draw_labels(m - k, rng, label_min=lo, label_max=hi, **prior)
+        if k:
+            valid = draw_valid_labels(k, rng)
+            draw = np.vstack([draw, valid[np.all((valid >= lo) & (valid <= hi), axis=1)]])
         out = np.vstack([out, draw[in_trained_region(draw, lo, hi)]])
     return out[:n]
 

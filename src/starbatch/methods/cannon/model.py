@@ -1,8 +1,10 @@
-"""The Cannon (Ness et al. 2015), quadratic in (Teff, logg, [Fe/H]), on plain numpy.
+"""The Cannon (Ness et al. 2015), a polynomial in (Teff, logg, [Fe/H]), on plain numpy:
+quadratic as in the paper, or cubic (cannon-v2 from 2026-12-07: a quadratic cannot follow
+the spectra over the whole valid range, docs/evaluation.md); the degree is read off theta.
 
 Model: for each pixel p, normalised flux f_p = theta_p . v(x) + noise with variance
 sigma_p^2 + s2_p, where x are the labels scaled as (label - fid) / scale and
-v(x) = [1, x1, x2, x3, x1^2, x1 x2, x1 x3, x2^2, x2 x3, x3^2] (10 terms).
+v(x) = [1, x1, x2, x3, x1^2, x1 x2, x1 x3, x2^2, x2 x3, x3^2] (10 terms; cubic: 20).
 
 Training step (starbatch.offline.train_cannon): given normalised training spectra with
 known labels, theta_p is a weighted least-squares solution per pixel, and s2_p the
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from itertools import combinations_with_replacement
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +37,17 @@ from starbatch.methods.emulator import LABEL_NAMES
 from starbatch.methods.goodness import neighbour_correlation, widening
 from starbatch.methods.normalise import CONT_DEGREE, Prepared, normalise_many
 
-# Index pairs of the quadratic terms, after the constant and the 3 linear ones.
-QUADRATIC = tuple((i, j) for i in range(3) for j in range(i, 3))
-NTERMS = 1 + 3 + len(QUADRATIC)
+
+def terms(order: int) -> tuple[tuple[int, ...], ...]:
+    """The label-index tuples of the polynomial's terms after the constant, by degree:
+    (0,), (1,), (2,), (0, 0), (0, 1), ... up to ``order``."""
+    return tuple(t for d in range(1, order + 1) for t in combinations_with_replacement(range(3), d))
+
+
+# The quadratic Cannon's terms (10 with the constant); order 3 has 20.
+QUADRATIC = terms(2)
+NTERMS = 1 + len(QUADRATIC)
+ORDER_OF = {1 + len(terms(k)): k for k in (2, 3)}
 FORMAT = "starbatch-cannon"
 
 # Starting labels of the test step (Teff, logg, [Fe/H]).
@@ -56,23 +67,23 @@ SCREEN_AFTER = 4
 KEEP_STARTS = 2
 
 
-def design(x: np.ndarray) -> np.ndarray:
-    """(n, 10) terms of scaled labels x (n, 3)."""
+def design(x: np.ndarray, order: int = 2) -> np.ndarray:
+    """(n, 1 + len(terms(order))) terms of scaled labels x (n, 3)."""
     x = np.atleast_2d(x)
-    cols = [np.ones(len(x)), x[:, 0], x[:, 1], x[:, 2]]
-    cols += [x[:, i] * x[:, j] for i, j in QUADRATIC]
+    cols = [np.ones(len(x))] + [np.prod(x[:, list(t)], axis=1) for t in terms(order)]
     return np.stack(cols, axis=1)
 
 
-def design_jacobian(x: np.ndarray) -> np.ndarray:
-    """(n, 10, 3): d v / d x."""
+def design_jacobian(x: np.ndarray, order: int = 2) -> np.ndarray:
+    """(n, nterms, 3): d v / d x (a term's derivative in label l: one factor x_l fewer,
+    times how often l occurs in it)."""
     x = np.atleast_2d(x)
-    jac = np.zeros((len(x), NTERMS, 3))
-    for k in range(3):
-        jac[:, 1 + k, k] = 1.0
-    for t, (i, j) in enumerate(QUADRATIC):
-        jac[:, 4 + t, i] += x[:, j]
-        jac[:, 4 + t, j] += x[:, i]
+    all_terms = terms(order)
+    jac = np.zeros((len(x), 1 + len(all_terms), 3))
+    for t, term in enumerate(all_terms):
+        for pos, label in enumerate(term):
+            rest = term[:pos] + term[pos + 1 :]
+            jac[:, 1 + t, label] += np.prod(x[:, list(rest)], axis=1) if rest else 1.0
     return jac
 
 
@@ -96,12 +107,20 @@ class CannonModel:
     def scaled(self, labels: np.ndarray) -> np.ndarray:
         return (np.atleast_2d(labels) - self.fid) / self.scale
 
+    @property
+    def order(self) -> int:
+        """The polynomial's degree, from theta's columns (10: quadratic, 20: cubic)."""
+        return ORDER_OF[self.theta.shape[1]]
+
     def flux(self, labels: np.ndarray) -> np.ndarray:
         """Normalised model flux (n, npix) for labels (n, 3)."""
-        return design(self.scaled(labels)) @ self.theta.T
+        return design(self.scaled(labels), self.order) @ self.theta.T
 
     def prepare(self, flux, error, bad) -> Prepared:
-        return normalise_many(flux, error, bad, self.cont_mask, degree=CONT_DEGREE)
+        """Normalised spectra; pixels no training spectrum covered (theta 0 there: the chip
+        gaps of the training set, which a real star's RV can move by a few pixels) are bad."""
+        untrained = ~np.any(self.theta != 0, axis=1)
+        return normalise_many(flux, error, bad | untrained, self.cont_mask, degree=CONT_DEGREE)
 
     def save(self, path: str | Path) -> None:
         """Plain arrays in an .npz, written atomically with fixed zip timestamps."""
@@ -203,7 +222,7 @@ def fit_labels(
     hi = model.scaled(model.label_max)[0] + 0.5
 
     def chi2_at(xx):
-        v = design(xx)
+        v = design(xx, model.order)
         tv = np.einsum("mij,mj->mi", t, v)
         return fwf - 2 * np.sum(v * b, axis=1) + np.sum(v * tv, axis=1), v, tv
 
@@ -216,7 +235,7 @@ def fit_labels(
             done |= rank >= KEEP_STARTS
         if done.all():
             break
-        d = design_jacobian(x)  # (m, 10, 3)
+        d = design_jacobian(x, model.order)  # (m, nterms, 3)
         g = np.einsum("mtl,mt->ml", d, b - tv)
         a = np.einsum("mtl,mtu,mur->mlr", d, t, d)
         damp = a + lam[:, None, None] * np.einsum("mll->ml", a)[:, :, None] * np.eye(3)
@@ -233,7 +252,7 @@ def fit_labels(
     best = chi2.reshape(n, k).argmin(axis=1)
     pick = np.arange(n) * k + best
     xb = x[pick]
-    d = design_jacobian(xb)
+    d = design_jacobian(xb, model.order)
     a = np.einsum("mtl,mtu,mur->mlr", d, stats["t"], d)
     ok = np.linalg.cond(a) < 1e12
     a[~ok] = np.eye(3)

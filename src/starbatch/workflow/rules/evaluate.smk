@@ -1,6 +1,14 @@
 # Accuracy and cost of the label analyses, and their results on the real DR17 files
 # (docs/analyses.md). Not part of the default run: ask for a target, e.g.
-# `snakemake --cores 2 evaluate_accuracy`.
+# `starbatch run evaluate_accuracy`.
+
+from starbatch.analyses.labels import VALID_RANGE
+
+# The independent set's generator: its own Python, with The Cannon's package (a
+# checkout's `make independent` makes .venv-independent/).
+INDEPENDENT_PYTHON = config["independent"].get("python") or str(
+    PACKAGE.parents[1] / ".venv-independent/bin/python"
+)
 
 
 rule evaluate_accuracy:
@@ -88,3 +96,46 @@ rule real_spectra_table:
         sas=REAL_SAS,
     script:
         "../scripts/real_spectra_table.py"
+
+
+# The independent evaluation (docs/evaluation.md): a set made by another code path (The
+# Cannon's own package on the Doppler models, its own LSF, continuum and noise), in its
+# own environment (a checkout's `make independent`, or config independent.python), then
+# every label analysis on it.
+rule independent_set:
+    input:
+        generator=str(PACKAGE / "offline/independent.py"),
+    output:
+        directory("results/evaluation/independent/set"),
+    log:
+        "logs/evaluation/independent_set.log",
+    conda:
+        "../envs/independent.yaml"
+    params:
+        n=config["independent"].get("n", 100),
+        n_out=config["independent"].get("n_out", 2),
+        snr=config["independent"].get("snr", [50, 100, 200]),
+        seed=config["independent"].get("seed", 9100),
+        valid_range=VALID_RANGE,
+        python=INDEPENDENT_PYTHON,
+    script:
+        "../scripts/make_independent_set.py"
+
+
+rule evaluate_independent:
+    input:
+        set=rules.independent_set.output[0],
+        models=default_model_files,
+    output:
+        table="results/evaluation/independent.tsv",
+    log:
+        "logs/evaluation/independent.log",
+    benchmark:
+        "benchmarks/evaluation/independent.tsv"
+    conda:
+        CONDA_ENV
+    threads: 2
+    params:
+        analyses=LABEL_ANALYSES,
+    script:
+        "../scripts/evaluate_independent.py"
