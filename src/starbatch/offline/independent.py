@@ -13,7 +13,7 @@ workflow/envs/independent.yaml) and shares no code with the training sets it che
 thecannon reads the Doppler model files with pickle: trusted data from a PyPI wheel, read
 only here, at data-generation time.
 
-    python scripts/starbatch/offline/independent.py OUT_DIR --n 100 --snr 50 100 200 \
+    python src/starbatch/offline/independent.py OUT_DIR --n 100 --snr 50 100 200 \
         --seed 9100 --range '{"giant_teff": [3800, 5200], ...}'
 
 writes OUT_DIR/sas/dr17/apogee/spectro/redux/dr17/stars/apo25m/<field>/apStar-dr17-<obj>.fits,
