@@ -1,4 +1,7 @@
-"""Per-observation flag bits written to the ``flag`` column of every result."""
+"""Per-observation flag bits written to the ``flag`` column of every result: one table
+for every analysis and every result file (docs/results.md lists it; a test checks). The
+engine sets the failure bits (READ_ERROR ... OUT_OF_MEMORY); the label analyses set the
+others (GRID_EDGE, POOR_FIT, LOW_SNR, OFF_BEST_FIT, NOT_COOL_STAR)."""
 
 from __future__ import annotations
 
