@@ -2,8 +2,6 @@
 whole valid range are not flagged, noise-free or noisy; a hot star's Brackett lines
 without metal lines are, and so are hydrogen emission lines; the real DR17 files are not."""
 
-from pathlib import Path
-
 import numpy as np
 
 from starbatch.analyses.labels import VALID_RANGE
@@ -13,10 +11,9 @@ from starbatch.methods.resample import visit_to_apstar
 from starbatch.offline.evaluation import REAL_FILES
 from starbatch.offline.out_of_model import out_of_model_spectra
 from starbatch.offline.synthetic import gap_mask, make_synthetic_star
+from starbatch.resources import REAL_SAS
 from starbatch.sdss.products import APSTAR, APVISIT
 from starbatch.sdss.readers import bad_pixels
-
-REAL_SAS = Path(__file__).resolve().parents[1] / "resources/real/sas"
 
 
 def _flagged(flux, error, bad):

@@ -17,7 +17,7 @@ INDEPENDENT_PYTHON = REPO / ".venv-independent/bin/python"
 
 
 @pytest.mark.slow
-def test_evaluate_independent_flags_every_star_outside_the_models(tmp_path):
+def test_evaluate_independent_flags_every_star_outside_the_models(tmp_path, monkeypatch):
     if not INDEPENDENT_PYTHON.exists():
         if os.environ.get("CI"):
             pytest.fail("no .venv-independent: `make test` builds it (make independent)")
@@ -30,6 +30,7 @@ def test_evaluate_independent_flags_every_star_outside_the_models(tmp_path):
     summary = json.loads(lines[-1])
     assert [h["analysis"] for h in summary["headline"]] == ["gridfit", "apogeenet", "cannon"]
     assert "targets met" in (tmp_path / "logs/evaluation/independent.log").read_text()
+    monkeypatch.chdir(tmp_path)  # the project's model files (its grid) are relative to it
     results = evaluate(tmp_path / "results/evaluation/independent/set")
     for name, r in results.items():
         inside = np.isin(r["kind"], IN_RANGE)
