@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -46,34 +47,63 @@ def run(args: Sequence[str], directory: Path = Path(".")) -> int:
             file=sys.stderr,
         )
         return 2
-    _unlock_after_a_killed_run(directory)
+    earlier = _recorded_run(directory)
+    if earlier == "gone" and any((directory / ".snakemake" / "locks").glob("*")):
+        print("starbatch: removing the lock of an earlier run that was killed", file=sys.stderr)
+        subprocess.call(snakemake_command(["--unlock"]), cwd=directory)
+    # A live run keeps its record (a dry run alongside it must not take it over); a run
+    # on another host sharing the directory can only be unlocked by hand.
+    record = earlier not in ("alive", "elsewhere")
     pid = directory / RUN_PID
     pid.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(snakemake_command(args), cwd=directory)
-    pid.write_text(f"{proc.pid}\n")  # Snakemake's own: it may outlive this process
+    if record:  # Snakemake's own PID: it may outlive this process
+        pid.write_text(f"{proc.pid} {socket.gethostname()} {_started(proc.pid)}\n")
     try:
         return proc.wait()
     except KeyboardInterrupt:  # Snakemake got the Ctrl-C too: let it stop its jobs
         return proc.wait()
     finally:
-        if proc.poll() is not None:
+        if record and proc.poll() is not None:
             pid.unlink(missing_ok=True)
 
 
-def _unlock_after_a_killed_run(directory: Path) -> None:
-    locks = directory / ".snakemake" / "locks"
-    pid = directory / RUN_PID
-    if not pid.exists() or not any(locks.glob("*")):
-        return  # no earlier `starbatch run` left a lock (a plain snakemake's is its own)
+def _started(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot), "-" where /proc cannot
+    say, None when there is no such process. With the PID it names one process even
+    after the PID is reused."""
     try:
-        os.kill(int(pid.read_text()), 0)
-        return  # that run's Snakemake is alive
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except FileNotFoundError:
+        if Path("/proc/self/stat").exists():
+            return None
+    except (OSError, IndexError):
         pass
-    except (ValueError, PermissionError):
-        return
-    print("starbatch: removing the lock of an earlier run that was killed", file=sys.stderr)
-    subprocess.call([*snakemake_command(["--unlock"])], cwd=directory)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return "-"
+
+
+def _recorded_run(directory: Path) -> str:
+    """What became of the Snakemake an earlier `starbatch run` recorded: "none",
+    "alive", "gone" (killed: its lock is stale), "elsewhere" (another host) or
+    "unknown" (an unreadable record)."""
+    try:
+        pid, host, started = (directory / RUN_PID).read_text().split()
+        pid = int(pid)
+    except FileNotFoundError:
+        return "none"
+    except ValueError:
+        return "unknown"
+    if host != socket.gethostname():
+        return "elsewhere"
+    now = _started(pid)
+    return "alive" if now is not None and now in (started, "-") else "gone"
 
 
 def status() -> dict:

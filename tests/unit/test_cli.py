@@ -2,6 +2,7 @@
 what it hands Snakemake, and when it removes a lock."""
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -44,22 +45,46 @@ def test_run_outside_a_project_says_how_to_make_one(tmp_path, capsys):
     assert "starbatch init" in capsys.readouterr().err
 
 
-def test_a_lock_of_a_killed_run_is_removed_and_a_live_ones_is_not(tmp_path, monkeypatch):
-    calls = []
-    monkeypatch.setattr(cli.subprocess, "call", lambda cmd, cwd: calls.append(cmd) or 0)
+def test_a_recorded_run_is_gone_only_when_its_process_is(tmp_path):
+    pid = tmp_path / cli.RUN_PID
+    assert cli._recorded_run(tmp_path) == "none"
+    pid.parent.mkdir()
+    me, host = os.getpid(), socket.gethostname()
+    pid.write_text(f"{me} {host} {cli._started(me)}\n")
+    assert cli._recorded_run(tmp_path) == "alive"
+    pid.write_text(f"{me} {host} 1\n")  # the PID, reused by another process
+    assert cli._recorded_run(tmp_path) == "gone"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    started = cli._started(dead.pid)
+    dead.wait()
+    pid.write_text(f"{dead.pid} {host} {started}\n")
+    assert cli._recorded_run(tmp_path) == "gone"
+    pid.write_text(f"{dead.pid} another-node {started}\n")
+    assert cli._recorded_run(tmp_path) == "elsewhere"
+    pid.write_text("12345\n")
+    assert cli._recorded_run(tmp_path) == "unknown"
+
+
+def test_the_lock_of_a_killed_run_is_removed_and_a_live_runs_record_kept(tmp_path, monkeypatch):
+    (tmp_path / cli.CONFIG).parent.mkdir()
+    (tmp_path / cli.CONFIG).write_text("{}")
+    started = []
+    monkeypatch.setattr(cli.subprocess, "call", lambda cmd, cwd: started.append(cmd) or 0)
+    monkeypatch.setattr(cli, "snakemake_command", lambda args: [sys.executable, "-c", "pass", *args])
     locks = tmp_path / ".snakemake/locks"
     locks.mkdir(parents=True)
     (locks / "0.input.lock").write_text("x")
     pid = tmp_path / cli.RUN_PID
     pid.parent.mkdir()
-    pid.write_text(f"{os.getpid()}\n")  # alive: this process
-    cli._unlock_after_a_killed_run(tmp_path)
-    assert calls == []
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    pid.write_text(f"{dead.pid}\n")
-    cli._unlock_after_a_killed_run(tmp_path)
-    assert calls and calls[0][-1] == "--unlock"
+    me = os.getpid()
+    live = f"{me} {socket.gethostname()} {cli._started(me)}\n"
+    pid.write_text(live)
+    assert cli.run(["-n"], tmp_path) == 0
+    assert started == [] and pid.read_text() == live
+    pid.write_text(f"{me} {socket.gethostname()} 1\n")
+    assert cli.run([], tmp_path) == 0
+    assert started and started[0][-1] == "--unlock"
+    assert not pid.exists()  # the run's own record, removed when it ended
 
 
 def test_every_command_documents_itself(capsys):
