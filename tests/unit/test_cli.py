@@ -70,7 +70,9 @@ def test_the_lock_of_a_killed_run_is_removed_and_a_live_runs_record_kept(tmp_pat
     (tmp_path / cli.CONFIG).write_text("{}")
     started = []
     monkeypatch.setattr(cli.subprocess, "call", lambda cmd, cwd: started.append(cmd) or 0)
-    monkeypatch.setattr(cli, "snakemake_command", lambda args: [sys.executable, "-c", "pass", *args])
+    monkeypatch.setattr(
+        cli, "snakemake_command", lambda args: [sys.executable, "-c", "pass", *args]
+    )
     locks = tmp_path / ".snakemake/locks"
     locks.mkdir(parents=True)
     (locks / "0.input.lock").write_text("x")

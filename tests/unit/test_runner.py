@@ -173,11 +173,13 @@ def test_sigterm_keeps_finished_members_and_the_rerun_skips_them(sas, tmp_path, 
     journal = journal_path(out)
     entries = [json.loads(line) for line in journal.read_text().splitlines()]
     assert [e["i"] for e in entries if "i" in e] == [0, 1, 2, 3, 4]
-    assert entries[-1] == {"run": [5]}  # the member in hand when the signal came
+    # The member in hand when the signal came, then cleared: it was not at fault.
+    assert entries[-2:] == [{"in_hand": [5]}, {"in_hand": []}]
 
     caplog.set_level("INFO", "starbatch")
     stats = run_counting(sas, out)
     assert "resumed: 5 of 10 members already done" in caplog.text
+    assert "each is analysed alone" not in caplog.text
     assert seen() == [6, 7, 8, 9, 10] and stats["resumed"] == 5
     assert science_of(out) == science_of(reference)
     assert not journal.exists()
@@ -210,7 +212,10 @@ def test_a_journal_cut_short_by_a_kill_keeps_its_whole_lines(sas, tmp_path, capl
     with pytest.raises(SystemExit):
         run_counting(sas, out, stop_at=5)
     journal = journal_path(out)
-    text = journal.read_text()
+    lines = journal.read_text().splitlines()
+    while "i" not in json.loads(lines[-1]):
+        lines.pop()  # the notes of what was in hand: a kill would come before them
+    text = "\n".join(lines) + "\n"
     journal.write_text(text[: len(text) - 20])  # the last record half written
     caplog.set_level("INFO", "starbatch")
     run_counting(sas, out)
@@ -291,6 +296,45 @@ def test_a_model_file_replaced_after_the_kill_redoes_every_member(sas, tmp_path,
     run_batch(plan, sas, out, registry, run=RunSettings(journal_every=1))
     assert "a model file changed" in caplog.text and seen() == list(range(1, N + 1))
     assert read_table(out)["model_sha256"][0] == hashlib.sha256(b"v2").hexdigest()
+
+
+class SwappingModel(ModelledCounting):
+    """On line 3 it replaces its model file and crashes, so that the next worker
+    would load another model than the one the first members were analysed with."""
+
+    name = "swapping_model"
+
+    def analyse(self, model, task):
+        if task.line == 3:
+            self.model.write_bytes(b"v2")
+            os._exit(3)
+        return super().analyse(model, task)
+
+
+def test_a_model_file_replaced_while_the_batch_runs_fails_it(sas, tmp_path):
+    SwappingModel.model = tmp_path / "model.bin"
+    SwappingModel.model.write_bytes(b"v1")
+    out = tmp_path / "b.fits"
+    with pytest.raises(BatchError, match="swapping_model changed while batch"):
+        run_batch(plan_of("swapping_model"), sas, out, {"swapping_model": SwappingModel})
+    assert not out.exists() and not list(tmp_path.glob("*.tmp"))
+
+
+class FailingLoad(Flaky):
+    name = "failing_load"
+
+    def load(self, params):
+        return load_weights(params)
+
+
+def load_weights(params):
+    raise ValueError("weights.pt: not a state dict")
+
+
+def test_a_failed_set_up_names_its_cause_and_logs_where_it_was_raised(sas, tmp_path, caplog):
+    with pytest.raises(BatchError, match="set-up of failing_load failed.*not a state dict"):
+        run_batch(plan_of("failing_load"), sas, tmp_path / "b.fits", {"failing_load": FailingLoad})
+    assert "Traceback" in caplog.text and "in load_weights" in caplog.text
 
 
 def test_an_input_file_replaced_after_the_kill_is_read_again(sas, tmp_path, caplog):

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from faults import kill_group, run_snakemake, science, start_snakemake, wait_for
+from smk import snakemake_cmd
 from starbatch.engine import flags
 from starbatch.engine.results import read_table
 from user_projects import real_star, user_project
@@ -163,6 +164,57 @@ def test_a_member_the_whole_job_died_on_twice_is_flagged_not_run_again(tmp_path)
     assert bad[0]["flag"] == flags.CRASHED and "killed 2 times" in bad[0]["error"]
     (log,) = (tmp_path / "logs/batches").glob("faulty-*.log")
     assert "each is analysed alone" in log.read_text() or "killed 2 times" in log.read_text()
+
+
+CGROUP_MB = 1500
+
+
+@pytest.fixture
+def memory_limited():
+    """A memory cgroup of CGROUP_MB (v1 or v2, as a SLURM job's memory limit is): a
+    command that runs its arguments inside it."""
+    _root()
+    name = f"starbatch-test-{os.getpid()}"
+    v1, v2 = Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup")
+    if (v1 / "memory.limit_in_bytes").exists():
+        group, limit = v1 / name, "memory.limit_in_bytes"
+    elif "memory" in (v2 / "cgroup.subtree_control").read_text().split():
+        group, limit = v2 / name, "memory.max"
+    else:
+        pytest.skip("no memory cgroup controller to limit a run with")
+    group.mkdir()
+    (group / limit).write_text(str(CGROUP_MB << 20))
+    yield ["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(group / "cgroup.procs")]
+    deadline = time.monotonic() + 30
+    while (group / "cgroup.procs").read_text().strip() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    group.rmdir()
+
+
+def test_a_member_the_kernel_stops_at_the_jobs_memory_limit_is_out_of_memory(
+    tmp_path, memory_limited
+):
+    """The job's cgroup limit is below what its mem_mb says (a node's limit, another
+    job's share): the kernel's OOM killer, not the supervisor, stops the worker on the
+    poisoned star. That star is an OUT_OF_MEMORY row saying so, the others are done."""
+    make_project(
+        tmp_path,
+        {("faulty", "memory"): (5, 2)},
+        analyses={"faulty": {"time_limit_per_obs_s": 60, "mem_mb": 64000}},
+    )
+    proc = subprocess.run(
+        [*memory_limited, *snakemake_cmd(tmp_path, *TARGETS, "--cores", "1")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = rows_by_obj(tmp_path)
+    bad = [r for r in rows.values() if r["flag"] & flags.FAILED]
+    assert [r["obj"] for r in bad] == [obj(2)]
+    assert bad[0]["flag"] == flags.OUT_OF_MEMORY, bad[0]["error"]
+    assert "OOM killer" in bad[0]["error"] and "SIGKILL" in bad[0]["error"]
 
 
 # --- a full disk: nothing half-written, the earlier summary kept, the next run completes ---
@@ -424,13 +476,13 @@ def test_journal_counts_survive_a_rewrite(tmp_path):
 
     journal = Journal(tmp_path / "j", "d")
     journal.start({}, {}, 1)
-    journal.running([3, 4])
+    journal.in_hand([3, 4])
     journal.close()
     past = Journal(tmp_path / "j", "d").read()
     assert past.died == {3: 1, 4: 1} and past.attempts == 1
     again = Journal(tmp_path / "j", "d")
     again.start({}, past.died, 2)
-    again.running([3])
+    again.in_hand([3])
     again.close()
     past = Journal(tmp_path / "j", "d").read()
     assert past.died == {3: 2, 4: 1} and past.attempts == 2

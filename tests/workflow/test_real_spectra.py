@@ -4,6 +4,8 @@ apVisit spectra): physically plausible labels, directly and through the workflow
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from astropy.io import fits
 
 from smk import snakemake, tiny_config
 from starbatch.analyses.registry import BUILTIN
@@ -184,3 +186,6 @@ def test_workflow_runs_on_real_stacks_and_visits(tmp_path):
     for _, row in summary.iterrows():
         (t_lo, t_hi), (g_lo, g_hi), _ = PLAUSIBLE[FIELD_OBJ[row["field"]]]
         assert t_lo < row["teff"] < t_hi and g_lo < row["logg"] < g_hi, row.to_dict()
+    # The header's versions are the worker's, which imported torch (its supervisor not).
+    (apogeenet,) = (tmp_path / "results/batches").glob("apogeenet-*.fits")
+    assert fits.getheader(apogeenet, 1)["TORCHVER"] == torch.__version__

@@ -40,7 +40,8 @@ DESCRIPTIONS = {
     TIMEOUT: "TIMEOUT: the observation ran past its time limit (time_limit_per_obs_s); the "
     "analysis's process was stopped",
     OUT_OF_MEMORY: "OUT_OF_MEMORY: the analysis's process went past the batch job's memory "
-    "(mem_mb) on this observation and was stopped",
+    "(mem_mb) on this observation and was stopped (by the supervisor, or the kernel's OOM "
+    "killer)",
     NOT_COOL_STAR: "NOT_COOL_STAR: not a star the label analyses describe (strong Brackett lines "
     "without metal lines: a hot star; or hydrogen emission), by a test that uses no stellar "
     "model; the labels are written but must not be trusted",

@@ -11,8 +11,10 @@ The journal goes away once the batch table is written.
 Besides the finished members (written in bulk every few seconds), it holds:
 
 - ``{"attempt": k, "died": {member: n}}`` at the start of each run of the batch;
-- ``{"run": [member, ...]}``, written the moment the supervisor hands a chunk of
-  members to the analysis, so that a run killed as a whole leaves the chunk it was on.
+- ``{"in_hand": [member, ...]}``, written the moment the supervisor hands a chunk of
+  members to the analysis, so that a run killed as a whole leaves the chunk it was on;
+  ``{"in_hand": []}`` when a run stops for a reason that is no member's (SIGTERM, a
+  failed set-up).
 
 A member in the last chunk of a run that ended without finishing it *died* with that
 run. A member that died with one run is analysed alone in the next; a member that died
@@ -44,7 +46,7 @@ def journal_path(output: str | Path) -> Path:
     return output.with_name(f".{output.name}.journal")
 
 
-def record(index: int, path: str, outcome, insignificant: dict | None = None) -> dict:
+def member_entry(index: int, path: str, outcome, insignificant: dict | None = None) -> dict:
     """A finished member as the journal holds it (``outcome``: a batch_table.Outcome;
     ``insignificant``: the parameters it ran with that did not decide its batch)."""
     return {
@@ -102,8 +104,8 @@ class Journal:
                 entry = json.loads(line)
                 if "i" in entry:
                     past.records[int(entry["i"])] = entry
-                elif "run" in entry:
-                    running = [int(i) for i in entry["run"]]
+                elif "in_hand" in entry:
+                    running = [int(i) for i in entry["in_hand"]]
                 elif "attempt" in entry:
                     past.attempts = int(entry["attempt"])
                     past.died = {int(i): int(n) for i, n in entry["died"].items()}
@@ -129,10 +131,10 @@ class Journal:
         write_atomic(self.path, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
         self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 (closed by remove)
 
-    def running(self, members: list[int]) -> None:
-        """Note, now, the chunk the analysis is given. Not synced: it must survive the
-        process (kill -9), which the page cache does; a lost node loses the note."""
-        self._fh.write(json.dumps({"run": members}).encode() + b"\n")
+    def in_hand(self, members: list[int]) -> None:
+        """Note, now, the chunk the analysis is given ([]: none). Not synced: it must
+        survive the process (kill -9), which the page cache does; a lost node loses it."""
+        self._fh.write(json.dumps({"in_hand": members}).encode() + b"\n")
 
     def add(self, entry: dict) -> None:
         self.pending.append(json.dumps(entry))

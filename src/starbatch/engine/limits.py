@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .plan.sizing import Costs
-
 FACTOR = 20.0
 FLOOR_S = 60.0
 # Members handed to the worker at once: about CHUNK_S of work, at most CHUNK_MAX.
@@ -52,24 +50,15 @@ def configured_time_limit(config: Mapping, analysis: str) -> tuple[float | None,
 
 
 def time_limit(
-    configured: float | None,
-    configured_where: str,
-    measured: Costs | None,
-    declared_per_obs_s: float,
-    declared_where: str,
+    configured: float | None, configured_where: str, expected_s: float, expected_why: str
 ) -> TimeLimit:
+    """The configured limit, else FACTOR times the expected time per observation."""
     if configured is not None:
         return TimeLimit(configured, 0.0, configured_where)
-    if measured is not None and measured.per_obs_s > 0:
-        return TimeLimit(
-            FACTOR * measured.per_obs_s,
-            FLOOR_S,
-            f"{FACTOR:g} x {measured.per_obs_s:.3g} s per observation {measured.source}",
-        )
     return TimeLimit(
-        FACTOR * declared_per_obs_s,
+        FACTOR * expected_s,
         FLOOR_S,
-        f"{FACTOR:g} x {declared_per_obs_s:g} s per observation, {declared_where}",
+        f"{FACTOR:g} x {expected_s:.3g} s per observation, {expected_why}",
     )
 
 

@@ -16,12 +16,16 @@ import resource
 import select
 import signal
 import sys
+import traceback
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from pathlib import Path
 
 # How ``receive`` answers: a message, nothing within the timeout, or the process's end.
 MESSAGE, QUIET, ENDED = "message", "quiet", "ended"
 STOPPING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# How often a silent worker is checked for having ended (seconds).
+LOOK_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class ForkedWorker:
         down_r, down_w = os.pipe()  # supervisor -> worker
         for stream in (sys.stdout, sys.stderr):
             stream.flush()  # or the child repeats what is buffered
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker: never returns
             code = 70
@@ -83,13 +88,18 @@ class ForkedWorker:
                 os.close(up_r)
                 os.close(down_w)
                 os.setpgid(0, 0)
-                _die_with_parent()
+                _die_with_parent(parent)
                 for signum in STOPPING:
                     signal.signal(signum, signal.SIG_DFL)
                 code = _serve(make, down_r, up_w)
             except SystemExit as exc:  # sys.exit() in the analysis
                 code = exc.code if isinstance(exc.code, int) else 1
             finally:
+                for stream in (sys.stdout, sys.stderr):  # what the analysis printed
+                    try:
+                        stream.flush()
+                    except Exception:  # noqa: S110 (a closed stream: nothing to keep)
+                        pass
                 os._exit(code)
         try:
             os.setpgid(pid, pid)  # also here: a kill may come before the child's own call
@@ -105,10 +115,19 @@ class ForkedWorker:
     def receive(self, timeout: float | None = None):
         """(MESSAGE, dict), (QUIET, None) after ``timeout`` seconds of silence, or
         (ENDED, Ending) once the process is gone and every message has been read."""
+        waited = 0.0
         while b"\n" not in self._buffer:
-            ready, _, _ = select.select([self._up], [], [], timeout)
+            # In slices: a child the analysis started may hold the pipe open after the
+            # worker is gone, so its end is also looked for, not only the pipe's.
+            step = LOOK_S if timeout is None else min(LOOK_S, timeout - waited)
+            ready, _, _ = select.select([self._up], [], [], max(0.0, step))
             if not ready:
-                return QUIET, None
+                if self._wait(block=False) is not None:
+                    return ENDED, self._ending
+                waited += step
+                if timeout is not None and waited >= timeout:
+                    return QUIET, None
+                continue
             data = os.read(self._up, 1 << 20)
             if not data:
                 return ENDED, self._wait()
@@ -118,21 +137,27 @@ class ForkedWorker:
 
     def send(self, schedule: list) -> None:
         data = json.dumps(schedule).encode() + b"\n"
-        while data:
-            data = data[os.write(self._down, data) :]
+        try:
+            while data:
+                data = data[os.write(self._down, data) :]
+        except BrokenPipeError:
+            pass  # the worker is gone: receive() says how it ended
 
     def kill(self) -> Ending:
-        """Stop the worker and its children at once (SIGKILL to its process group)."""
-        if self._ending is None:
-            try:
-                os.killpg(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        """Stop the worker and whatever it started (SIGKILL to its process group, also
+        when the worker itself has ended: its children may not have)."""
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         return self._wait()
 
-    def _wait(self) -> Ending:
+    def _wait(self, block: bool = True) -> Ending | None:
+        """How the worker ended, reaping it (None: still running, when not ``block``)."""
         if self._ending is None:
-            _, status, usage = os.wait4(self.pid, 0)
+            pid, status, usage = os.wait4(self.pid, 0 if block else os.WNOHANG)
+            if pid == 0:
+                return None
             peak = usage.ru_maxrss / 1024  # kB on Linux
             if os.WIFSIGNALED(status):
                 self._ending = Ending(signal=os.WTERMSIG(status), peak_mb=peak)
@@ -178,11 +203,18 @@ def _serve(make: Callable[[], Generator], down: int, up: int) -> int:
     except StopIteration:
         return 0
     except Exception as exc:
-        send({"kind": "error", "message": str(exc), "type": type(exc).__name__})
+        send(
+            {
+                "kind": "error",
+                "message": str(exc),
+                "type": type(exc).__name__,
+                "traceback": traceback.format_exc(),
+            }
+        )
         return 1
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """Ask Linux to SIGKILL this process when its parent dies (kill -9 of the batch
     job), so that no worker outlives its supervisor."""
     try:
@@ -192,5 +224,36 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
-    if os.getppid() == 1:  # the parent died before the request
+    if os.getppid() != parent:  # the parent died before the request (reparented)
         os._exit(70)
+
+
+def oom_kills() -> int | None:
+    """How many processes the kernel's OOM killer has stopped in this process's memory
+    cgroup (a SLURM job's memory limit is one); None where that cannot be read."""
+    try:
+        groups = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in groups:
+        _, controllers, path = line.split(":", 2)
+        path = path.lstrip("/")
+        if controllers == "":  # cgroup v2: memory.events
+            candidates = [
+                ("/sys/fs/cgroup", "memory.events"),
+                ("/sys/fs/cgroup/unified", "memory.events"),
+            ]
+        elif "memory" in controllers.split(","):  # cgroup v1
+            candidates = [("/sys/fs/cgroup/memory", "memory.oom_control")]
+        else:
+            continue
+        for root, name in candidates:
+            try:
+                text = Path(root, path, name).read_text()
+            except OSError:
+                continue
+            for entry in text.splitlines():
+                key, _, value = entry.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+    return None

@@ -82,17 +82,32 @@ def params_digest(params: dict) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
 
 
-def _version(module: str) -> str:
-    mod = sys.modules.get(module)
-    return str(getattr(mod, "__version__", "")) if mod else ""
+# Modules whose versions the header records: (key, module, comment).
+VERSIONED = (
+    ("NPVERS", "numpy", "numpy version"),
+    ("APVERS", "astropy", "astropy version"),
+    ("TORCHVER", "torch", "torch version, if loaded"),
+)
+
+
+def module_versions() -> dict[str, str]:
+    """The versions of VERSIONED's modules this process has imported ('' if not)."""
+    found = {}
+    for _, module, _ in VERSIONED:
+        mod = sys.modules.get(module)
+        found[module] = str(getattr(mod, "__version__", "")) if mod else ""
+    return found
 
 
 def model_digests(model_files) -> list[tuple[str, str]]:
     return [(str(path), sha256_file(path)) for path in model_files]
 
 
-def header_cards(analysis, significant: dict, models, started: str, ended: str) -> dict:
-    """FITS header cards {KEY: (value, comment)} of one batch table."""
+def header_cards(
+    analysis, significant: dict, models, started: str, ended: str, versions: dict
+) -> dict:
+    """FITS header cards {KEY: (value, comment)} of one batch table; ``versions``: the
+    module_versions() of the process that ran the analysis."""
     cards = {
         "SBVERS": (starbatch.__version__, "starbatch version"),
         "SBCOMMIT": (git_commit(), "git commit, +: dirty"),
@@ -100,9 +115,7 @@ def header_cards(analysis, significant: dict, models, started: str, ended: str) 
         "ANVERS": (str(getattr(analysis, "version", "")), "analysis version"),
         "PARHASH": (params_digest(significant), ""),  # sha256: no room for a comment
         "PYVERS": (platform.python_version(), "Python version"),
-        "NPVERS": (_version("numpy"), "numpy version"),
-        "APVERS": (_version("astropy"), "astropy version"),
-        "TORCHVER": (_version("torch"), "torch version, if loaded"),
+        **{key: (versions.get(module, ""), comment) for key, module, comment in VERSIONED},
         "HOST": (platform.node(), "host that ran the batch"),
         "SLURMJOB": (os.environ.get("SLURM_JOB_ID", ""), "SLURM job ID"),
         "DATE-BEG": (started, "start (UTC)"),

@@ -32,15 +32,17 @@ from . import flags, provenance
 from .analysis import Declaration, Task
 from .batch_table import Outcome, write_batch_table
 from .errors import BatchError
-from .journal import Journal, Past, journal_path, plan_digest, record
+from .journal import Journal, Past, journal_path, member_entry, plan_digest
 from .limits import TimeLimit, chunk_members, configured_time_limit, time_limit
 from .plan.sizing import Costs, recorded_costs
-from .process import ENDED, MESSAGE, ForkedWorker, InProcessWorker
+from .process import ENDED, MESSAGE, ForkedWorker, InProcessWorker, oom_kills
 from .worker import Registry, file_facts, messages, task_params, tasks_of
 
 log = logging.getLogger("starbatch")
 # How often the supervisor looks at the worker's memory while it waits (seconds).
 WATCH_S = 0.25
+# The share of the job's mem_mb the supervisor and its worker may hold together.
+MEMORY_SHARE = 0.9
 
 
 class Terminated(BaseException):
@@ -110,27 +112,23 @@ class RunSettings:
             measured=recorded_costs(plan_dir).get(analysis),
         )
 
-    def declared_per_obs(self, declaration: Declaration) -> tuple[float, str]:
-        """(seconds per observation, where it is declared): the config's, else the
-        analysis's own."""
+    def per_obs(self, declaration: Declaration) -> tuple[float, str]:
+        """(seconds an observation is expected to take, where that comes from): measured
+        on earlier batches, else declared by the config, else by the analysis."""
+        if self.measured is not None and self.measured.per_obs_s > 0:
+            return self.measured.per_obs_s, self.measured.source
         if self.runtime_per_obs_s is not None:
             return self.runtime_per_obs_s, f"config analyses.{declaration.name}.runtime_per_obs_s"
         return declaration.resources["runtime_per_obs_s"], f"{declaration.name}'s runtime_per_obs_s"
 
     def time_limit(self, declaration: Declaration) -> TimeLimit:
-        declared, where = self.declared_per_obs(declaration)
         return time_limit(
-            self.time_limit_per_obs_s, self.time_limit_where, self.measured, declared, where
+            self.time_limit_per_obs_s, self.time_limit_where, *self.per_obs(declaration)
         )
 
     def chunk_members(self, declaration: Declaration) -> int:
-        """How many members the worker is handed at once (limits.chunk_members), from
-        the measured time per observation, else the declared one."""
-        if self.measured is not None and self.measured.per_obs_s > 0:
-            per_obs = self.measured.per_obs_s
-        else:
-            per_obs = self.declared_per_obs(declaration)[0]
-        return chunk_members(declaration.chunk_size, per_obs)
+        """How many members the worker is handed at once (limits.chunk_members)."""
+        return chunk_members(declaration.chunk_size, self.per_obs(declaration)[0])
 
 
 def run_batch(
@@ -162,6 +160,9 @@ def run_batch(
                 batch.n,
             )
             raise SystemExit(143) from None
+        except BatchError:
+            batch.stop()
+            raise
         finally:
             batch.close()
     ordered = [batch.outcomes[i] for i in range(batch.n)]
@@ -210,16 +211,17 @@ class Supervised:
     def __init__(self, plan: dict, root, output, insignificant, run: RunSettings, new_worker):
         self.plan, self.run, self.new_worker = plan, run, new_worker
         self.began, self.first = time.perf_counter(), None
-        self.worker = new_worker()
-        hello = self._expect("hello", "import of the analysis")
-        self.declaration = Declaration.from_json(hello["declaration"])
-        self.models = [tuple(m) for m in hello["models"]]
+        self.worker, self.oom_kills = new_worker(), oom_kills()
+        self.hello = self._expect("hello", "import of the analysis")
+        self.declaration = Declaration.from_json(self.hello["declaration"])
+        self.models = [tuple(m) for m in self.hello["models"]]
+        self.versions: dict[str, str] = {}
         params = task_params(self.declaration, plan, insignificant)
         self.ran_with = {k: params[k] for k in self.declaration.insignificant_defaults()}
         self.tasks = tasks_of(plan, root, params)
         self.n = len(self.tasks)
         self.limit = run.time_limit(self.declaration)
-        self.setup_s, self.workers, self.peak_mb = 0.0, 0, 0.0
+        self.setup_s, self.workers, self.peak_mb, self.setup_wall_s = 0.0, 0, 0.0, 0.0
         self.shares = {"read_s": 0.0, "analyse_s": 0.0, "loop_s": 0.0}
         log.info(
             "batch %s: %s on %d observation(s), params %s",
@@ -260,7 +262,7 @@ class Supervised:
         for i, entry in past.records.items():
             try:
                 if _still_valid(self.tasks[i], entry):
-                    outcomes[i] = _from_record(self.tasks[i], entry)
+                    outcomes[i] = _from_entry(self.tasks[i], entry)
             except (KeyError, IndexError, TypeError, ValueError):
                 log.warning("journal %s: entry for member %s is malformed; redone", output, i)
         if outcomes:
@@ -277,34 +279,52 @@ class Supervised:
     def schedule(self) -> deque:
         """[members, alone] chunks of what is left: a member to be tried alone is a
         chunk of its own; the others are cut into chunks of RunSettings.chunk_members."""
-        chunks, run = deque(), []
+        chunks, stretch = deque(), []
         size = self.run.chunk_members(self.declaration)
         for i in self.todo:
             if i in self.outcomes:
                 continue
             if i in self.alone:
-                chunks.extend([[run[k : k + size], False] for k in range(0, len(run), size)])
+                chunks.extend(
+                    [[stretch[k : k + size], False] for k in range(0, len(stretch), size)]
+                )
                 chunks.append([[i], True])
-                run = []
+                stretch = []
             else:
-                run.append(i)
-        chunks.extend([[run[k : k + size], False] for k in range(0, len(run), size)])
+                stretch.append(i)
+        chunks.extend([[stretch[k : k + size], False] for k in range(0, len(stretch), size)])
         return chunks
 
     def analyse(self) -> None:
         chunks = self.schedule()
         self.last_flush = self.last_report = self.t_start = time.perf_counter()
         while chunks:
+            began = time.perf_counter()
             if self.worker is None:
-                self.worker = self.new_worker()
-                self._expect("hello", "import of the analysis")
+                self.worker, self.oom_kills = self.new_worker(), oom_kills()
+                self._same_analysis(self._expect("hello", "import of the analysis"))
             self.worker.send([list(c) for c in chunks])
             loaded = self._expect("loaded", f"set-up of {self.declaration.name}")
             self.setup_s += loaded["setup_s"]
+            self.versions = loaded["versions"]
             self.workers += 1
+            self.setup_wall_s += time.perf_counter() - began
             log.info("set-up (load) took %.2f s", loaded["setup_s"])
             self._supervise(chunks)
-        self.shares["loop_s"] = time.perf_counter() - self.t_start
+        # The member loop alone (sizing's time per observation): the set-up is a
+        # batch's fixed cost, however often a lost worker made it be paid.
+        self.shares["loop_s"] = time.perf_counter() - self.t_start - self.setup_wall_s
+
+    def _same_analysis(self, hello: dict) -> None:
+        """A fresh worker must run what the first one ran: a results table is one
+        analysis version with one set of model files."""
+        if hello != self.hello:
+            self._end_worker()
+            raise BatchError(
+                f"{self.declaration.name} changed while batch {self.plan['batch']} ran (its "
+                f"code or model files: {self.hello['models']} then {hello['models']}); "
+                "rerun the batch"
+            )
 
     def _supervise(self, chunks: deque) -> None:
         """Hand ``chunks`` to the current worker until they are done or it is lost."""
@@ -324,7 +344,15 @@ class Supervised:
             elif kind == ENDED:
                 if what.stopped_from_outside:
                     raise Terminated(str(what))
-                self._lost(chunks, flags.CRASHED, f"the analysis's process {what}")
+                if self._killed_for_memory(what):
+                    self._lost(
+                        chunks,
+                        flags.OUT_OF_MEMORY,
+                        f"the analysis's process {what}: the kernel's OOM killer, at the "
+                        "job's memory limit",
+                    )
+                else:
+                    self._lost(chunks, flags.CRASHED, f"the analysis's process {what}")
                 return
             elif time.perf_counter() >= deadline:
                 self._end_worker()
@@ -335,21 +363,40 @@ class Supervised:
                     f"still running after {waited:.1f} s: time limit {self.limit}",
                 )
                 return
-            elif self.run.mem_mb and (used := self.worker.anonymous_mb()) > self.run.mem_mb:
+            elif (budget := self._memory_budget_mb()) and (
+                used := self.worker.anonymous_mb()
+            ) > budget:
                 self._end_worker()
                 self._lost(
                     chunks,
                     flags.OUT_OF_MEMORY,
-                    f"the analysis's process held {used:.0f} MB, more than the job's "
-                    f"mem_mb={self.run.mem_mb:g}",
+                    f"the analysis's process held {used:.0f} MB, more than its "
+                    f"{budget:.0f} MB share of the job's mem_mb={self.run.mem_mb:g}",
                 )
                 return
         self._end_worker()  # done: reap it (it has ended or is about to)
 
+    def _memory_budget_mb(self) -> float | None:
+        """What the worker may hold: the job's mem_mb (its cgroup's limit on SLURM) less
+        a margin and what the supervisor itself holds, so that the worker is stopped
+        here, with a message, before the kernel stops the job."""
+        if not self.run.mem_mb or not self.run.supervise:
+            return None
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return max(MEMORY_SHARE * self.run.mem_mb - own, 1.0)
+
+    def _killed_for_memory(self, ending) -> bool:
+        """Whether the worker's SIGKILL was the kernel's OOM killer (the job's cgroup
+        counts a kill more than when the worker started)."""
+        if ending.signal != signal.SIGKILL or self.oom_kills is None:
+            return False
+        now = oom_kills()
+        return now is not None and now > self.oom_kills
+
     def _open(self, chunks: deque) -> float:
-        """Note the chunk now in hand (the journal's run marker); when its clock starts."""
+        """Note the chunk now in hand (the journal's in_hand); when its clock starts."""
         if chunks:
-            self.journal.running(chunks[0][0])
+            self.journal.in_hand(chunks[0][0])
         return time.perf_counter()
 
     def _done(self, chunk: list, message: dict) -> None:
@@ -358,7 +405,7 @@ class Supervised:
             log.info("first observation(s) done %.2f s after the batch job began", self.first)
         for entry in message["records"]:
             i = int(entry["i"])
-            self.outcomes[i] = _from_record(self.tasks[i], entry)
+            self.outcomes[i] = _from_entry(self.tasks[i], entry)
             self.journal.add(entry)
         self.shares["read_s"] += message["read_s"]
         self.shares["analyse_s"] += message["analyse_s"]
@@ -388,7 +435,7 @@ class Supervised:
         log.error("member %d: %s", i, error)
         outcome = Outcome(task, {}, flag, error, 0.0, file_facts(task.path))
         self.outcomes[i] = outcome
-        self.journal.add(record(i, task.extra["relpath"], outcome, self.ran_with))
+        self.journal.add(member_entry(i, task.extra["relpath"], outcome, self.ran_with))
         self.journal.flush()
 
     def _progress(self) -> None:
@@ -402,7 +449,7 @@ class Supervised:
         done = len(self.outcomes)
         if now - self.last_report >= self.run.progress_seconds or done == self.n:
             resumed = self.n - len(self.todo)
-            rate = (done - resumed) / max(now - self.t_start, 1e-9)
+            rate = (done - resumed) / max(now - self.t_start - self.setup_wall_s, 1e-9)
             log.info(
                 "progress %d/%d observations (%.1f per s; read %.1f s, analysed %.1f s)",
                 done,
@@ -424,11 +471,20 @@ class Supervised:
         if what.stopped_from_outside:
             raise Terminated(str(what))
         self._end_worker()
+        if self._killed_for_memory(what):
+            raise BatchError(
+                f"{stage} ran out of memory: the kernel's OOM killer stopped the analysis's "
+                f"process at the job's memory limit (mem_mb={self.run.mem_mb}); raise the "
+                f"analysis's mem_mb (config analyses.{self.plan['analysis']}.mem_mb)"
+            )
         raise BatchError(f"{stage} crashed: the analysis's process {what}")
 
     def _worker_error(self, message: dict) -> None:
         self._end_worker()
-        raise BatchError(message.get("message", f"unexpected message from the worker: {message}"))
+        if message.get("kind") != "error":
+            raise BatchError(f"unexpected message from the analysis's process: {message}")
+        log.error("the analysis's process failed:\n%s", message.get("traceback", "").rstrip())
+        raise BatchError(message["message"])
 
     def _end_worker(self) -> None:
         """Stop (if need be) and reap the current worker; keep its peak memory."""
@@ -437,8 +493,10 @@ class Supervised:
             self.worker = None
 
     def stop(self) -> None:
-        """SIGTERM: keep what is finished for the rerun, stop the worker."""
+        """A stop that is no member's doing (SIGTERM, a failed set-up): keep what is
+        finished for the rerun, with nothing in hand (no member died), stop the worker."""
         self.journal.flush()
+        self.journal.in_hand([])
         self._end_worker()
 
     def close(self) -> None:
@@ -448,7 +506,12 @@ class Supervised:
 
     def header(self, started: str) -> dict:
         header = provenance.header_cards(
-            self.declaration, self.plan["params"], self.models, started, provenance.utc_now()
+            self.declaration,
+            self.plan["params"],
+            self.models,
+            started,
+            provenance.utc_now(),
+            self.versions,
         )
         header["READ_S"] = (round(self.shares["read_s"], 3), "seconds reading (overlapped)")
         header["ANAL_S"] = (round(self.shares["analyse_s"], 3), "seconds analysing")
@@ -458,8 +521,8 @@ class Supervised:
         header["NRUN"] = (len(self.todo), "members analysed in this run (not resumed)")
         header["NWORKER"] = (self.workers, "worker processes (>1: a member stopped one)")
         first = -1.0 if self.first is None else round(self.first, 3)
-        header["FIRST_S"] = (first, "s from the job script's start to a result")
-        # The job's memory for sizing (engine/sizing.py): Snakemake's benchmark samples too
+        header["FIRST_S"] = (first, "s from the supervisor's start to a result")
+        # The job's memory for sizing (engine/plan/sizing.py): Snakemake's benchmark samples too
         # rarely to see a short batch's peak.
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         peak = self.peak_mb + own if self.run.supervise else max(self.peak_mb, own)
@@ -485,7 +548,7 @@ def _still_valid(task: Task, entry: dict) -> bool:
     return facts.get("size") == st.st_size and facts.get("mtime_ns") == st.st_mtime_ns
 
 
-def _from_record(task: Task, entry: dict) -> Outcome:
+def _from_entry(task: Task, entry: dict) -> Outcome:
     # The row says what it ran with: the insignificant values of the run that made it.
     task.params = {**task.params, **entry.get("insignificant", {})}
     return Outcome(

@@ -9,7 +9,8 @@ The exchange, as a generator (``messages``):
    once the analysis is imported, and is sent the schedule: ``[[members, alone], ...]``
    in the order to analyse them (``alone``: no other member is read or analysed while
    this one is, so that a crash is this member's);
-2. it loads the analysis and yields ``{"kind": "loaded", "setup_s": ...}``;
+2. it loads the analysis and yields ``{"kind": "loaded", "setup_s": ..., "versions":
+   {module: version}}`` (what it imported, for the provenance header);
 3. it yields ``{"kind": "chunk", "records": [...], "read_s": ..., "analyse_s": ...}``
    for each chunk, in schedule order.
 
@@ -28,7 +29,7 @@ from . import flags, provenance
 from .analysis import Analysis, Declaration, Task, UnusableInput
 from .batch_table import Outcome
 from .errors import BatchError
-from .journal import record
+from .journal import member_entry
 
 log = logging.getLogger("starbatch")
 
@@ -76,13 +77,13 @@ def messages(
     if not schedule:
         return
     analysis, model, setup = _load(cls, params, models)
-    yield {"kind": "loaded", "setup_s": setup}
+    yield {"kind": "loaded", "setup_s": setup, "versions": provenance.module_versions()}
     tasks = tasks_of(plan, root, params)
     ran_with = {k: params[k] for k in declaration.insignificant_defaults()}
     for out, read_s, analyse_s in _prefetched(cls, analysis, model, tasks, schedule):
         yield {
             "kind": "chunk",
-            "records": [record(i, o.task.extra["relpath"], o, ran_with) for i, o in out],
+            "records": [member_entry(i, o.task.extra["relpath"], o, ran_with) for i, o in out],
             "read_s": read_s,
             "analyse_s": analyse_s,
         }
@@ -160,9 +161,11 @@ def _prefetched(cls, analysis, model, tasks: list[Task], schedule: list) -> Iter
                 part = reads[start : start + size]
                 out += _analyse_chunk(cls, analysis, model, part, read_s * len(part) / len(reads))
             analyse_s = time.perf_counter() - t0
+            yield out, read_s, analyse_s
+            # Only once this chunk is reported: a crash in the next read is then the
+            # next chunk's, as its being alone requires.
             if not together and k + 1 < len(schedule):
                 ahead = pool.submit(_read_chunk, cls, tasks, schedule[k + 1][0])
-            yield out, read_s, analyse_s
     finally:
         # On SIGTERM do not wait for the read ahead: the journal's flush comes first.
         pool.shutdown(wait=False, cancel_futures=True)
