@@ -550,6 +550,7 @@ def test_malformed_apstar_files(tmp_path, files):
     cases = {
         "bitpix": (b"BITPIX  =                  -64", b"BITPIX  =                'abc'"),
         "naxis1": (b"NAXIS1  =                 8575", b"NAXIS1  =                 8576"),
+        "negative": (b"NAXIS1  =                 8575", b"NAXIS1  =                -8575"),
         "xtension": (b"XTENSION= 'IMAGE   '", b"XTENSION= 'FOO     '"),
         "simple": (b"SIMPLE  =", b"SIMPLE  ~"),
     }
@@ -574,6 +575,23 @@ def test_malformed_apstar_files(tmp_path, files):
         path = tmp_path / f"apStar-{label}.fits"
         path.write_bytes(content)
         assert_same("apStar", path)
+
+
+@pytest.mark.parametrize(
+    "old, new, says",
+    [
+        (b"NAXIS1  =                 8575", b"NAXIS1  =                -8575", "NAXIS1 = -8575"),
+        (b"NAXIS   =                    2", b"NAXIS   =                   -2", "NAXIS = -2"),
+    ],
+)
+def test_a_negative_size_is_an_error_not_a_walk_backwards(tmp_path, files, old, new, says):
+    """A negative size would put the next HDU before this one: the walk could revisit
+    the same bytes forever."""
+    from starbatch.sdss.fitsfile import FitsError, FitsFile
+
+    path = _patch(files["apStar"], tmp_path / "apStar-negative.fits", old, new, 1)
+    with pytest.raises(FitsError, match=f"HDU1: {re.escape(says)} is negative"):
+        FitsFile(path)
 
 
 def test_malformed_apvisit_files(tmp_path):

@@ -99,11 +99,12 @@ class HDU:
         self.bitpix = self._mandatory("BITPIX")
         if self.bitpix not in _BITPIX:
             raise FitsError(f"HDU{index}: BITPIX = {self.bitpix} is not a FITS BITPIX")
-        axes = [self._mandatory(f"NAXIS{n}") for n in range(1, self._mandatory("NAXIS") + 1)]
+        naxis = self._counted("NAXIS")
+        axes = [self._counted(f"NAXIS{n}") for n in range(1, naxis + 1)]
         self.shape = tuple(reversed(axes))  # numpy (C) order; () when there are no axes
         count = math.prod(axes) if axes else 0
         if index and count:  # a primary HDU's random groups are not read here
-            count = (self._mandatory("PCOUNT", 0) + count) * self._mandatory("GCOUNT", 1)
+            count = (self._counted("PCOUNT", 0) + count) * self._counted("GCOUNT", 1)
         blocks = -(-abs(self.bitpix) // 8 * count // BLOCK)  # ceil(bytes / BLOCK)
         self.data_end = data_start + blocks * BLOCK
         # Tables: column name -> n, and (byte offset in a row, repeat, TFORM letter) of
@@ -133,6 +134,14 @@ class HDU:
         except FitsError as exc:
             raise FitsError(f"HDU{self.index} {key}: {exc}") from None
         return default if value is None else value
+
+    def _counted(self, key: str, default: int | None = None) -> int:
+        """A mandatory card that counts something: never negative (a negative size
+        would send the walk backwards through the file)."""
+        value = self._mandatory(key, default)
+        if value < 0:
+            raise FitsError(f"HDU{self.index}: {key} = {value} is negative")
+        return value
 
     def _mandatory(self, key: str, default: int | None = None) -> int:
         """The next of the cards the standard puts first, in this order: BITPIX, NAXIS,
