@@ -12,10 +12,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from starbatch.offline.project import CONFIG, RUN_PID
 from starbatch.workflow import PROFILES, SNAKEFILE
 
-CONFIG = Path("config/config.yaml")
-RUN_PID = Path(".starbatch/run.pid")
 # Options that say how many jobs run at once (else `run` asks for every core); -c8, -j8
 # and -e slurm count too.
 PARALLELISM = ("--cores", "--jobs", "--profile", "--executor")

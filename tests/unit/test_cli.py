@@ -95,3 +95,18 @@ def test_every_command_documents_itself(capsys):
             cli.main([command, "--help"])
         assert done.value.code == 0
         assert command.split("-")[0] in capsys.readouterr().out
+
+
+def test_init_writes_nothing_where_any_of_its_files_is_there(tmp_path, capsys):
+    from starbatch.offline.project import CONFIG
+
+    (tmp_path / "linedepth.py").write_text("# mine\n")
+    (tmp_path / "README.md").write_text("my notes\n")
+    assert cli.main(["init", str(tmp_path)]) == 1
+    assert "linedepth.py" in capsys.readouterr().err and not (tmp_path / "config").exists()
+    (tmp_path / "linedepth.py").unlink()
+    assert cli.main(["init", str(tmp_path)]) == 0
+    assert (tmp_path / CONFIG).exists() and any((tmp_path / "sas").rglob("*.fits"))
+    assert (tmp_path / "README.md").read_text() == "my notes\n"  # a README of its own is kept
+    assert cli.main(["init", str(tmp_path)]) == 1
+    assert "nothing changed" in capsys.readouterr().err

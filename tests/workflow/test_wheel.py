@@ -65,7 +65,7 @@ def test_init_run_status_in_an_empty_directory(venv, tmp_path):
     project = tmp_path / "proj"
     assert (project / "config/config.yaml").is_file() and (project / "linedepth.py").is_file()
     again = sh(venv, "starbatch", "init", "proj", cwd=tmp_path)
-    assert again.returncode == 1 and "is a project already" in again.stderr
+    assert again.returncode == 1 and "nothing changed" in again.stderr
 
     run = sh(venv, "starbatch", "run", "--cores", "2", cwd=project)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]

@@ -15,47 +15,61 @@ from pathlib import Path
 
 import yaml
 
-from starbatch.engine.atomic import write_atomic
 from starbatch.resources import PROJECT, REAL_SAS
-
-from .demo import demo_stars, demo_table, sdss5_stars
 
 CONFIG = Path("config/config.yaml")
 TABLE = Path("config/observations.csv")
 SUMMARY = Path("results/summary.fits")
 SKIPPED = Path("results/plan/skipped.csv")
+RUN_PID = Path(".starbatch/run.pid")  # the running `starbatch run`'s Snakemake
 
 
 class ProjectExists(FileExistsError):
-    """The directory already holds a project's config: never overwritten."""
+    """The directory already holds a file `init` or `demo` would write: nothing is
+    overwritten."""
 
 
-def _fresh(directory: Path) -> Path:
+def _fresh(directory: Path, files: list[Path]) -> Path:
+    """``directory``, made if missing, once none of ``files`` is in it."""
     directory = Path(directory)
-    if (directory / CONFIG).exists():
+    there = [str(f) for f in files if os.path.lexists(directory / f)]
+    if there:
+        more = f" and {len(there) - 3} more" if len(there) > 3 else ""
         raise ProjectExists(
-            f"{directory / CONFIG} exists: {directory} is a project already (nothing changed)"
+            f"{directory} already holds {', '.join(there[:3])}{more}: nothing changed "
+            "(starbatch never overwrites a file of a project; a project already? "
+            "run `starbatch run` in it)"
         )
     (directory / CONFIG).parent.mkdir(parents=True, exist_ok=True)
     return directory
 
 
+def _copy_new(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target``, which must not exist (made meanwhile: an error)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(source, "rb") as src, open(target, "xb") as dst:
+        shutil.copyfileobj(src, dst)
+
+
 def init_project(directory: str | Path) -> Path:
-    """A new project in ``directory`` (made if missing); its path."""
-    directory = _fresh(Path(directory))
-    shutil.copyfile(PROJECT / "config.yaml", directory / CONFIG)
-    shutil.copyfile(PROJECT / "observations.csv", directory / TABLE)
-    shutil.copyfile(PROJECT / "linedepth.py", directory / "linedepth.py")
-    if not (directory / "README.md").exists():
-        shutil.copyfile(PROJECT / "README.md", directory / "README.md")
-    shutil.copytree(REAL_SAS, directory / "sas", dirs_exist_ok=True)
+    """A new project in ``directory`` (made if missing); its path. A README of the
+    directory's own is kept."""
+    files = {CONFIG: PROJECT / "config.yaml", TABLE: PROJECT / "observations.csv"}
+    files[Path("linedepth.py")] = PROJECT / "linedepth.py"
+    for path in sorted(p for p in REAL_SAS.rglob("*") if p.is_file()):
+        files[Path("sas") / path.relative_to(REAL_SAS)] = path
+    directory = _fresh(Path(directory), list(files))
+    if not os.path.lexists(directory / "README.md"):
+        files[Path("README.md")] = PROJECT / "README.md"
+    for target, source in files.items():
+        _copy_new(source, directory / target)
     return directory
 
 
 def demo_project(directory: str | Path) -> Path:
     """The demo in ``directory`` (made if missing); its path."""
-    directory = _fresh(Path(directory))
-    shutil.copyfile(PROJECT / "demo.yaml", directory / CONFIG)
+    directory = _fresh(Path(directory), [CONFIG, TABLE])
+    _copy_new(PROJECT / "demo.yaml", directory / CONFIG)
     demo = yaml.safe_load((PROJECT / "demo.yaml").read_text())["demo"]
     write_demo_table(directory / TABLE, demo)
     return directory
@@ -64,6 +78,11 @@ def demo_project(directory: str | Path) -> Path:
 def write_demo_table(path: str | Path, demo: dict) -> None:
     """The observation table that matches the demo settings ``demo`` (n_stars, seed,
     snr, n_sdss5): every analysis on every synthetic and real star."""
+    # numpy and pandas: imported here, not when the CLI starts
+    from starbatch.engine.atomic import write_atomic
+
+    from .demo import demo_stars, demo_table, sdss5_stars
+
     n, seed, snr = demo["n_stars"], demo["seed"], demo["snr"]
     rows = demo_table(
         demo_stars(n, seed, snr), sdss5=sdss5_stars(demo.get("n_sdss5", 0), seed, snr)
