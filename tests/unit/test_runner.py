@@ -332,6 +332,7 @@ def load_weights(params):
 
 
 def test_a_failed_set_up_names_its_cause_and_logs_where_it_was_raised(sas, tmp_path, caplog):
+    caplog.set_level("INFO", "starbatch")
     with pytest.raises(BatchError, match="set-up of failing_load failed.*not a state dict"):
         run_batch(plan_of("failing_load"), sas, tmp_path / "b.fits", {"failing_load": FailingLoad})
     assert "Traceback" in caplog.text and "in load_weights" in caplog.text

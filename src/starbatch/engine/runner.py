@@ -483,7 +483,8 @@ class Supervised:
         self._end_worker()
         if message.get("kind") != "error":
             raise BatchError(f"unexpected message from the analysis's process: {message}")
-        log.error("the analysis's process failed:\n%s", message.get("traceback", "").rstrip())
+        # The error line is the message; where it was raised, for the analysis's author:
+        log.info("the analysis's process failed:\n%s", message.get("traceback", "").rstrip())
         raise BatchError(message["message"])
 
     def _end_worker(self) -> None:

@@ -16,7 +16,6 @@ import numpy as np
 
 from . import flags
 from .analysis import Analysis
-from .batch_table import read_columns
 from .jsonvalues import jsonable
 from .provenance import sha256_file
 
@@ -102,13 +101,22 @@ def stale_models(
     return stale
 
 
-def count_stale_models(summary: str | Path, registry: Mapping[str, type[Analysis]]) -> int:
-    """Rows of ``summary`` that stale_models calls stale (0 without a summary)."""
-    if not Path(summary).exists():
-        return 0
+def count_stale_models(summaries, registry: Mapping[str, type[Analysis]]) -> int:
+    """Rows that stale_models calls stale in the per-analysis summary.parquet files
+    ``summaries``, of which only the columns it needs are read (a survey's global summary
+    is gigabytes, and this runs at the end of every run)."""
+    import pyarrow.parquet as pq
+
     names = {p.name for cls in registry.values() for p in cls.all_parameters()}
-    table = read_columns(summary, ["analysis", "model_files", "model_sha256", *sorted(names)])
-    return int(stale_models(table, registry).sum()) if table else 0
+    wanted = ["analysis", "model_files", "model_sha256", *sorted(names)]
+    stale = 0
+    for path in summaries:
+        there = set(pq.read_schema(path).names)
+        frame = pq.read_table(path, columns=[c for c in wanted if c in there]).to_pandas()
+        if len(frame):
+            table = {c: frame[c].to_numpy() for c in frame.columns}
+            stale += int(stale_models(table, registry).sum())
+    return stale
 
 
 def _empty() -> dict:

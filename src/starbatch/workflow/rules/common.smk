@@ -81,8 +81,8 @@ def mend_outputs():
     that did not finish are put back as they were (engine/previous.py) and the job is
     asked for again; so is a plan that stopped half-way (killed while writing, a full
     disk)."""
-    if not workflow.is_main_process:
-        return  # a job's own Snakemake: its outputs are the main process's business
+    if not workflow.is_main_process or workflow.dryrun:
+        return  # a job's own Snakemake (outputs are the main process's), or changes nothing
     if not workflow.persistence and any(Path(".snakemake/locks").glob("*.lock")):
         return  # before this run's lock: another run is at work here, or it was killed
     from starbatch.engine.plan.record import whole
@@ -340,7 +340,9 @@ def report_stale_models():
     would load, and the command that reruns them."""
     from starbatch.engine.status import count_stale_models
 
-    stale = count_stale_models("results/summary.fits", REGISTRY)
+    stale = count_stale_models(
+        sorted(Path("results").glob("*/summary.parquet")), REGISTRY
+    )
     if stale:
         print(
             f"starbatch: {stale} row(s) were made with a model file other than the one "
