@@ -49,9 +49,9 @@ def _plot(rows: list[dict], output) -> None:
     """A table as a picture: a row per analysis, a column per flag that occurs, each
     cell the count of rows (shaded by their share of the analysis's rows), so that a
     flag on 1 row of 300 is as easy to read as one on 200."""
-    from .plots import _pyplot, save
+    from .plots import pyplot, save
 
-    plt = _pyplot()
+    plt = pyplot()
     labels = ["clean", *(label for label in NAMES.values() if any(r[label] for r in rows))]
     names = [f"{row['analysis']} ({row['n']})" for row in rows]
     counts = np.array([[row[label] for label in labels] for row in rows], dtype=float)

@@ -9,7 +9,7 @@ from starbatch.engine.atomic import write_atomic
 from starbatch.engine.batch_table import read_columns
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -29,7 +29,7 @@ def save(fig, output, margins: dict) -> None:
 
 
 def kiel_diagram(summary_path, output) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     cols = read_columns(summary_path, ("analysis", "flag", "teff", "logg", "feh"))
     if "teff" in cols:
         ok = ((cols["flag"] & flags.FAILED) == 0) & (cols["analysis"] == "gridfit")
@@ -46,7 +46,7 @@ def kiel_diagram(summary_path, output) -> None:
     ax.invert_yaxis()
     ax.set_xlabel("Teff (K)")
     ax.set_ylabel("log g (dex)")
-    ax.set_title(f"Kiel diagram: {len(teff)} stars (gridfit, unflagged)")
+    ax.set_title(f"Kiel diagram: {len(teff)} stars (gridfit, none failed)")
     save(fig, output, dict(left=0.13, right=0.97, bottom=0.11, top=0.93))
 
 
@@ -60,12 +60,12 @@ LABELS = (
 
 def truth_vs_fit(truth_csv, summary_path, output) -> None:
     """One row of panels per labelling analysis: estimate vs true label for the
-    demo's synthetic stars (unflagged results), bias and scatter in each panel."""
+    demo's synthetic stars (rows not flagged as failed), bias and scatter in each panel."""
     import pandas as pd
 
     from starbatch.engine.results import read_table
 
-    plt = _pyplot()
+    plt = pyplot()
     truth = pd.read_csv(truth_csv)
     table = read_table(summary_path)
     ok = (np.asarray(table["flag"]) & flags.FAILED) == 0
@@ -92,7 +92,7 @@ def truth_vs_fit(truth_csv, summary_path, output) -> None:
             row_name = f"{analysis}\n" if label == "teff" else ""  # the row's analysis, once
             ax.set_ylabel(f"{row_name}{name} ({unit})")
     fig.suptitle(
-        "Demo: estimates against the truth for the synthetic spectra (unflagged rows)",
+        "Demo: estimates against the truth for the synthetic spectra (rows that did not fail)",
         y=1 - 0.2 / height,
     )
     margins = dict(left=0.08, right=0.98, bottom=0.55 / height, top=1 - 0.65 / height)
@@ -109,7 +109,7 @@ def analysis_styles(names) -> dict:
     each other analysis), a marker per data product, so variants read as their method."""
     from starbatch.analyses.registry import family
 
-    plt = _pyplot()
+    plt = pyplot()
     palette = [*plt.cm.tab10.colors, *plt.cm.Dark2.colors]
     kinds = {name: family(name) or (name, "apstar") for name in names}
     methods = sorted({method for method, _ in kinds.values()})
@@ -128,7 +128,7 @@ def batch_timing(summary_path, output) -> None:
     """One point per batch: the seconds its set-up took against the seconds its
     observations took, log-log, with the lines where set-up is 5% and 50% of the work:
     batching pays where the points lie below the 5% line."""
-    plt = _pyplot()
+    plt = pyplot()
     cols = read_columns(summary_path, ("analysis", "batch", "setup_share_s", "time_s"))
     names = sorted(set(cols["analysis"]))
     fig, ax = plt.subplots(figsize=(9, 5), dpi=110)
