@@ -9,7 +9,7 @@ Median over passes; the target is 0.4 ms per file.
 Files are made in a temporary directory by the offline tooling (synthetic DR17/DR19
 apStar, mwmStar, mwmVisit); no synthetic apVisit writer exists, so the apVisit rows read
 copies of a real DR17 apVisit (renamed and marked SURVEY='sdss-v' for DR19, as
-tests/test_readers_sdss5.py does), and one extra row reads the real DR17 apStar, whose
+tests/unit/test_readers_sdss5.py does), and one extra row reads the real DR17 apStar, whose
 header is 7x a synthetic one's. fitsio comes from bench/requirements.txt.
 
 The last line printed is one JSON object with the figures and the ratios.

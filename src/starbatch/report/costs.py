@@ -1,5 +1,5 @@
 """What batching cost, per analysis: the set-up share of the batches, the time per
-observation and the batch size that would meet the targets (engine/sizing.py), as a
+observation and the batch size that would meet the targets (engine/plan/sizing.py), as a
 TSV for the report and as the end-of-run lines."""
 
 from __future__ import annotations

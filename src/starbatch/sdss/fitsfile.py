@@ -9,7 +9,7 @@ arrays, 5 ms for an mwm file. fitsio (cfitsio) takes 0.9-1.1 ms for the same on 
 file with a long header or binary tables (real DR17 apStar and apVisit, mwmStar,
 mwmVisit): it lists every HDU on opening, with a header search per keyword, and reads a
 header in time quadratic in its cards (1.5-2.9 ms for the 121 cards of a real apStar's
-HDU0). tests/test_readers_fast.py checks every reader built on this module against
+HDU0). tests/unit/test_readers_fast.py checks every reader built on this module against
 astropy.io.fits on real, synthetic and broken files.
 """
 

@@ -1,6 +1,6 @@
 # Models the analyses load: gridfit's grids, built from the emulator, and the trained
 # apogeenet and cannon weights. Training is not part of the default run: ask for it,
-# e.g. `snakemake --cores 2 train_apogeenet` (docs/analyses.md). Trained files go to
+# e.g. `starbatch run train_apogeenet` (docs/analyses.md). Trained files go to
 # resources/models/ under the working directory, where the analyses look first.
 
 

@@ -1,7 +1,7 @@
 """Derive the committed apStar-grid emulator from Doppler's cool-star Cannon model.
 
 Usage: python $SCRIPTS/derive_emulator.py SRC.npz OUT.npz [--resolution 22500]
-(see scripts/starbatch/resources/emulator/README.md for the exact command used).
+(see src/starbatch/resources/emulator/README.md for the exact command used).
 """
 
 import argparse
