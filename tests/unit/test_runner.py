@@ -332,10 +332,25 @@ def load_weights(params):
 
 
 def test_a_failed_set_up_names_its_cause_and_logs_where_it_was_raised(sas, tmp_path, caplog):
-    caplog.set_level("INFO", "starbatch")
+    caplog.set_level("DEBUG", "starbatch")
     with pytest.raises(BatchError, match="set-up of failing_load failed.*not a state dict"):
         run_batch(plan_of("failing_load"), sas, tmp_path / "b.fits", {"failing_load": FailingLoad})
     assert "Traceback" in caplog.text and "in load_weights" in caplog.text
+
+
+class BrokenMany(Flaky):
+    name = "broken_many"
+    chunk_size = 4
+
+    def analyse_many(self, model, tasks):
+        raise KeyError("weights_layer3")
+
+
+def test_an_error_outside_any_observation_fails_the_batch_with_its_traceback(sas, tmp_path, caplog):
+    caplog.set_level("INFO", "starbatch")
+    with pytest.raises(BatchError, match="broken_many raised KeyError outside any one"):
+        run_batch(plan_of("broken_many"), sas, tmp_path / "b.fits", {"broken_many": BrokenMany})
+    assert "Traceback" in caplog.text and "in analyse_many" in caplog.text
 
 
 def test_an_input_file_replaced_after_the_kill_is_read_again(sas, tmp_path, caplog):

@@ -483,9 +483,17 @@ class Supervised:
         self._end_worker()
         if message.get("kind") != "error":
             raise BatchError(f"unexpected message from the analysis's process: {message}")
-        # The error line is the message; where it was raised, for the analysis's author:
-        log.info("the analysis's process failed:\n%s", message.get("traceback", "").rstrip())
-        raise BatchError(message["message"])
+        # The error line is the message. Where it was raised, for the analysis's author,
+        # unless the message is a BatchError's, which says all a user needs.
+        ours = message.get("type") == "BatchError"
+        level = logging.DEBUG if ours else logging.INFO
+        log.log(level, "the analysis's process failed:\n%s", message.get("traceback", "").rstrip())
+        if ours:
+            raise BatchError(message["message"])
+        raise BatchError(
+            f"{self.plan['analysis']} raised {message.get('type')} outside any one "
+            f"observation: {message['message']} (its traceback is in this log)"
+        )
 
     def _end_worker(self) -> None:
         """Stop (if need be) and reap the current worker; keep its peak memory."""
