@@ -46,7 +46,7 @@ def kiel_diagram(summary_path, output) -> None:
     ax.invert_yaxis()
     ax.set_xlabel("Teff (K)")
     ax.set_ylabel("log g (dex)")
-    ax.set_title(f"Kiel diagram: {len(teff)} stars (gridfit, none failed)")
+    ax.set_title(f"Kiel diagram: {len(teff)} stars (gridfit; failed rows left out)")
     save(fig, output, dict(left=0.13, right=0.97, bottom=0.11, top=0.93))
 
 
