@@ -28,13 +28,14 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from _common import REPO, machine, print_table, scratch
+from _common import machine, print_table, scratch
 from astropy.io import fits
 
+from starbatch.resources import REAL_SAS
 from starbatch.sdss.products import PRODUCTS
 
 TARGET_MS = 0.4
-REAL = REPO / "resources/real/sas/dr17/apogee/spectro/redux"
+REAL = REAL_SAS / "dr17/apogee/spectro/redux"
 REAL_APSTAR = REAL / "dr17/stars/apo25m/000+02/apStar-dr17-2M17335483-2753043.fits"
 REAL_APVISIT = REAL / "r13/visit/apo25m/N188/5095/55844/apVisit-r13-5095-55844-128.fits"
 SOURCE = {"SDSS_ID": 1234567, "HEALPIX": 7769, "APOGEEID": "2M00400000+2000000", "RA": 10.0}
