@@ -85,7 +85,7 @@ def prepare(base: Path, n: int, cores: int) -> tuple[Path, pd.DataFrame, float]:
     root = base / "sas"
     link_tree(root, stars, write_pool(base / "pool", min(n, 64)))
     grid_dir = base / "grid-build"
-    _workflow_dir(grid_dir, root, stars, BATCH_SIZE)
+    _workflow_dir(grid_dir, root, stars, BATCH_SIZE, {})
     build = Measured(snakemake_cmd(grid_dir, cores, GRID_FILE, "--quiet", "all"), cwd=grid_dir)
     return root, stars, build.run().seconds
 
