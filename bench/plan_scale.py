@@ -45,7 +45,8 @@ def generate(workdir: Path, rows: int, reuse: bool = False) -> tuple[Path, Path]
     if reuse and done.exists():
         return table, root
     stars = star_names(rows // len(ANALYSES))
-    pool = write_pool(workdir / "pool", 32)  # ext4 allows 65,000 links per file
+    # ext4 allows 65,000 links per file: 10^7 rows (5 x 10^6 stars) need 84 pool files
+    pool = write_pool(workdir / "pool", max(32, len(stars) // 60_000 + 1))
     present = stars[stars.index % MISSING_EVERY != MISSING_EVERY - 1]
     link_tree(root, present, pool)
     task_table(stars, ANALYSES).to_csv(table, index=False)
