@@ -13,7 +13,11 @@ two runs, so that its listings are as warm in the kernel's cache as the plans' a
 reading the table with pyarrow's CSV reader and listing the directories it points into.
 The bound is the least a plan of this table does beyond the floor, in pyarrow alone
 (measure_bound): how close to the floor any plan in Python can come on this machine.
-The last line printed is one JSON object with the figures and the ratios to the floor.
+Last, the same table in a project through the workflow, as a user runs it: the plan
+(`--until plan`: Snakemake's start, the schema check, the plan) and the DAG of every
+batch job that a plain run then builds (a dry run), each with the peak summed RSS of
+its process tree. The last line printed is one JSON object with the figures and the
+ratios to the floor.
 
     .venv/bin/python bench/plan_scale.py [--rows 1000000] [--workdir DIR] [--keep] [--reuse]
 """
@@ -30,7 +34,20 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from _common import link_tree, machine, scratch, self_peak_mb, star_names, task_table, write_pool
+import yaml
+from _common import (
+    DEMO_CONFIG,
+    Measured,
+    link_tree,
+    machine,
+    real_config,
+    scratch,
+    self_peak_mb,
+    snakemake_cmd,
+    star_names,
+    task_table,
+    write_pool,
+)
 
 from starbatch.engine.plan.record import RACY_S
 
@@ -175,6 +192,31 @@ def run_child(table: Path, root: Path, plan_dir: Path | None, mode: str = "plan"
     return json.loads(out.strip().splitlines()[-1])
 
 
+def through_workflow(table: Path, root: Path, project: Path) -> dict:
+    """The table planned by the workflow in a project, then the DAG of its batch jobs."""
+    (project / "config").mkdir(parents=True)
+    os.link(table, project / "config/observations.csv")
+    sizes = {name: {"max_batch_size": size} for name, size in BATCH_SIZES.items()}
+    demo_grid = yaml.safe_load(DEMO_CONFIG.read_text())["grids"]["demo"]  # built by a rule
+    real_config(project, root, analyses=sizes, grids={"demo": demo_grid})
+    os.sync()
+    plan = Measured(snakemake_cmd(project, 2, "--until", "plan"), cwd=project).run()
+    dag = Measured(snakemake_cmd(project, 2, "-n", "--quiet", "rules"), cwd=project).run()
+    jobs = len((project / "results/plan/manifest.tsv").read_text().splitlines()) - 1
+    print(
+        f"through the workflow: plan (--until plan) {plan.seconds:.1f} s, "
+        f"{plan.tree_peak_mb:,.0f} MB; DAG of its {jobs:,} batch jobs (dry run) "
+        f"{dag.seconds:.1f} s, {dag.tree_peak_mb:,.0f} MB"
+    )
+    return {
+        "workflow_plan_s": round(plan.seconds, 2),
+        "workflow_plan_peak_mb": round(plan.tree_peak_mb),
+        "batch_jobs": jobs,
+        "dag_s": round(dag.seconds, 2),
+        "dag_peak_mb": round(dag.tree_peak_mb),
+    }
+
+
 def report(label: str, f: dict) -> None:
     phases = ", ".join(f"{k} {v:.1f} s" for k, v in f["seconds"].items())
     what = "unchanged, nothing read" if f["unchanged"] else f"{f['batches']:,} batches"
@@ -260,6 +302,8 @@ def main() -> None:
             f"pyarrow alone, no checks): {bound['bound_s']:.2f} s = "
             f"{bound['bound_s'] / floor['floor_s']:.1f}x the floor ({phases} s)"
         )
+        workflow = through_workflow(table, root, workdir / "project")
+        set_aside(workdir / "project", trash)
         figures = {
             "benchmark": "plan_scale",
             "rows": a.rows,
@@ -269,6 +313,7 @@ def main() -> None:
             "replan_s": round(again["total_s"], 2),
             "edited_replan_s": round(edited["total_s"], 2),
             "peak_rss_mb": round(max(r["peak_rss_mb"] for r in (first, again, edited))),
+            **workflow,
             "ratios": {
                 "first_plan/floor": round(first["total_s"] / floor["floor_s"], 2),
                 "bound/floor": round(bound["bound_s"] / floor["floor_s"], 2),
