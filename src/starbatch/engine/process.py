@@ -68,7 +68,7 @@ class InProcessWorker:
 
     def kill(self) -> Ending:
         self._gen.close()
-        return Ending(peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        return Ending(peak_mb=own_peak_mb())
 
     def anonymous_mb(self) -> float:
         return 0.0  # no limit applies to the supervisor itself
@@ -226,6 +226,11 @@ def _die_with_parent(parent: int) -> None:
         return
     if os.getppid() != parent:  # the parent died before the request (reparented)
         os._exit(70)
+
+
+def own_peak_mb() -> float:
+    """This process's own peak resident memory (MB; ru_maxrss is kB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def oom_kills() -> int | None:

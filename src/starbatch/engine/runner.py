@@ -17,7 +17,6 @@ killed twice (kill -9, a lost node, SLURM's kill) is flagged, not analysed a thi
 from __future__ import annotations
 
 import logging
-import resource
 import signal
 import threading
 import time
@@ -35,7 +34,7 @@ from .errors import BatchError
 from .journal import Journal, Past, journal_path, member_entry, plan_digest
 from .limits import TimeLimit, chunk_members, configured_time_limit, time_limit
 from .plan.sizing import Costs, recorded_costs
-from .process import ENDED, MESSAGE, ForkedWorker, InProcessWorker, oom_kills
+from .process import ENDED, MESSAGE, ForkedWorker, InProcessWorker, oom_kills, own_peak_mb
 from .worker import Registry, file_facts, messages, task_params, tasks_of
 
 log = logging.getLogger("starbatch")
@@ -282,8 +281,6 @@ class Supervised:
         chunks, stretch = deque(), []
         size = self.run.chunk_members(self.declaration)
         for i in self.todo:
-            if i in self.outcomes:
-                continue
             if i in self.alone:
                 chunks.extend(
                     [[stretch[k : k + size], False] for k in range(0, len(stretch), size)]
@@ -382,8 +379,7 @@ class Supervised:
         here, with a message, before the kernel stops the job."""
         if not self.run.mem_mb or not self.run.supervise:
             return None
-        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        return max(MEMORY_SHARE * self.run.mem_mb - own, 1.0)
+        return max(MEMORY_SHARE * self.run.mem_mb - own_peak_mb(), 1.0)
 
     def _killed_for_memory(self, ending) -> bool:
         """Whether the worker's SIGKILL was the kernel's OOM killer (the job's cgroup
@@ -533,7 +529,7 @@ class Supervised:
         header["FIRST_S"] = (first, "s from the supervisor's start to a result")
         # The job's memory for sizing (engine/plan/sizing.py): Snakemake's benchmark samples too
         # rarely to see a short batch's peak.
-        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        own = own_peak_mb()
         peak = self.peak_mb + own if self.run.supervise else max(self.peak_mb, own)
         header["PEAK_MB"] = (round(peak, 1), "peak resident memory of the job (MB)")
         return header
