@@ -90,14 +90,15 @@ def write_demo_table(path: str | Path, demo: dict) -> None:
     write_atomic(path, lambda tmp: rows.to_csv(tmp, index=False))
 
 
-def status(directory: str | Path = ".") -> dict:
-    """engine.status of the project in ``directory``: its SAS root and its analyses
-    (the built-in ones and those its config lists) from its config."""
+def status() -> dict:
+    """engine.status of the project in the working directory: its SAS root and its
+    analyses (the built-in ones and those its config lists) from its config. Its paths
+    (the SAS root, analysis modules, model files) are relative to the project, as in
+    the workflow, so the project must be the working directory."""
     from starbatch.analyses.registry import load_registry
     from starbatch.engine.status import status as results_status
 
-    directory = Path(directory)
-    config = yaml.safe_load((directory / CONFIG).read_text()) or {}
+    config = yaml.safe_load(CONFIG.read_text()) or {}
     root = config.get("sas_base_dir") or os.environ.get("SAS_BASE_DIR", "")
     registry = load_registry(config.get("analysis_modules", []))
-    return results_status(directory / SUMMARY, directory / SKIPPED, root, registry)
+    return results_status(SUMMARY, SKIPPED, root, registry)
